@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs every test: builds (normal and ASan+UBSan), then ctest in both trees.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+tools/setup.sh --asan
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allow_user_segv_handler=1:handle_segv=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+status=0
+echo "== tests (RelWithDebInfo) =="
+ctest --test-dir build --output-on-failure -j 2 --timeout 600 || status=1
+echo "== tests (AddressSanitizer + UndefinedBehaviorSanitizer) =="
+ctest --test-dir build-asan --output-on-failure -j 2 --timeout 900 -LE no-sanitizer || status=1
+exit $status
