@@ -1,0 +1,105 @@
+// The hypervisor's half of a simulated grant table: the shared grant_entry_v1 array the granting domain writes,
+// the hypervisor-private "active" array (pin counts, like Xen's struct active_grant_entry), and the two
+// operations every grantee path goes through: pin (validate + set GTF_reading/GTF_writing) and unpin.
+// Used by the mapper (eager map, copy) and by the lazy windows' fault handlers, so pin/unpin are
+// async-signal-safe: atomics on shared memory and a spin lock per entry, no allocation, no libc locks.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+#include "grant-sim/sim_domain.hpp"
+#include "shared-ring/xen_headers.hpp"
+
+namespace pvnet::sim {
+
+// grant_entry_v1 as the granting domain writes it. Our own struct so flags and domid can be read and
+// cmpxchg'd together as one 32-bit word, as Xen's _set_status_v1 does.
+struct GrantEntryV1 {
+  uint16_t flags;  // GTF_*: written by the granting domain, GTF_reading/GTF_writing by the hypervisor
+  uint16_t domid;  // the grantee (written by the granting domain)
+  uint32_t frame;  // the granting domain's frame (written by the granting domain)
+};
+static_assert(sizeof(GrantEntryV1) == sizeof(grant_entry_v1_t));
+static_assert(offsetof(GrantEntryV1, flags) == offsetof(grant_entry_v1_t, flags));
+static_assert(offsetof(GrantEntryV1, domid) == offsetof(grant_entry_v1_t, domid));
+static_assert(offsetof(GrantEntryV1, frame) == offsetof(grant_entry_v1_t, frame));
+static_assert(sizeof(grant_entry_v1_t::domid) == sizeof(uint16_t));
+
+// Xen: the first GNTTAB_NR_RESERVED_ENTRIES references are for the toolstack (console, xenstore rings).
+inline constexpr uint32_t kNrReservedEntries = GNTTAB_NR_RESERVED_ENTRIES;
+
+// Hypervisor-private per-entry state, in DomainShm::active, shared by every process playing the hypervisor
+// for this domain. Owner: the hypervisor only (a guest never has this fd).
+struct ActiveEntry {
+  uint32_t lock;       // spin lock, taken with atomic_ref: Xen's per-active-entry lock
+  uint32_t pin_read;   // readonly host maps + copy reads in progress
+  uint32_t pin_write;  // writable host maps + copy writes in progress
+  uint32_t frame;      // the frame pinned while pin_read + pin_write > 0 (Xen's act->frame)
+  uint16_t domid;      // the grantee the pins belong to (Xen's act->domid)
+  uint16_t pad0 = 0;
+  uint32_t pad1 = 0;
+};
+static_assert(sizeof(ActiveEntry) == 24);
+
+inline constexpr uint32_t kMaxPins = 0xffff;  // a pin count beyond this fails, as Xen's GNTPIN_*_mask overflow
+
+// Where a frame of a domain lives: its memfd and offset (to mmap it into a window) and the hypervisor's
+// own mapping of it (the "directmap", for grant copy).
+struct FrameLoc {
+  int fd = -1;
+  uint64_t fd_offset = 0;
+  std::byte* direct = nullptr;
+};
+
+// The concrete view: every mapping of one DomainShm in this process.
+class SimDomain final : public SimDomainView {
+ public:
+  static Result<std::shared_ptr<SimDomain>> open_impl(DomainShm shm);
+  ~SimDomain() override;
+  SimDomain(const SimDomain&) = delete;
+  SimDomain& operator=(const SimDomain&) = delete;
+
+  DomId dom() const override { return shm_.dom; }
+  const DomainShm& shm() const override { return shm_; }
+
+  uint32_t nr_grant_entries() const { return shm_.nr_grant_entries; }
+  GrantEntryV1* shared_entry(uint32_t ref) const { return gt_ + ref; }
+  ActiveEntry* active_entry(uint32_t ref) const { return act_ + ref; }
+  // Async-signal-safe: a linear walk of an array fixed at open().
+  bool locate(uint64_t frame, FrameLoc* out) const;
+  uint64_t nr_pages() const { return nr_pages_; }
+  bool frame_of(const std::byte* p, uint64_t* frame) const;
+
+ private:
+  struct Region {
+    std::byte* direct = nullptr;
+    uint64_t first = 0;
+    uint64_t nr = 0;
+    int fd = -1;
+    uint64_t fd_offset = 0;
+  };
+  SimDomain() = default;
+
+  DomainShm shm_;
+  std::vector<Region> regions_;
+  uint64_t nr_pages_ = 0;
+  GrantEntryV1* gt_ = nullptr;
+  size_t gt_bytes_ = 0;
+  ActiveEntry* act_ = nullptr;
+  size_t act_bytes_ = 0;
+};
+
+// Pin (dom, ref) for `grantee`: GNTTABOP_map_grant_ref's and GNTTABOP_copy's check-and-mark step
+// (Xen's _set_status_v1 under the active entry's lock). On okay, *loc says where the frame is and the entry
+// has GTF_reading (and GTF_writing unless readonly) set until unpin(). Async-signal-safe.
+GntSt pin_grant(const SimDomain& dom, DomId grantee, GrantRef ref, bool readonly, FrameLoc* loc);
+// Undo one successful pin_grant(): drop the pin; clear GTF_writing when no writer is left and GTF_reading
+// when no pin is left. Async-signal-safe.
+void unpin_grant(const SimDomain& dom, GrantRef ref, bool readonly);
+
+// The active table's size for n entries (create_domain_shm sizes the memfd with it).
+inline size_t active_table_bytes(uint32_t nr_entries) { return size_t{nr_entries} * sizeof(ActiveEntry); }
+inline size_t grant_table_bytes(uint32_t nr_entries) { return size_t{nr_entries} * sizeof(GrantEntryV1); }
+
+}  // namespace pvnet::sim
