@@ -1,0 +1,507 @@
+// netfront's xenbus side: negotiation, header-slot registration over the control ring, teardown, and the grant
+// bookkeeping every path shares. TX is in tx_path.cpp, RX in rx_path.cpp.
+#include "frontend/netfront.hpp"
+
+#include <cerrno>
+#include <cstring>
+
+namespace pvnet {
+
+const char* to_string(NetfrontState s) {
+  switch (s) {
+    case NetfrontState::kInitialising: return "Initialising";
+    case NetfrontState::kConnecting: return "Connecting";
+    case NetfrontState::kRegistering: return "Registering";
+    case NetfrontState::kConnected: return "Connected";
+    case NetfrontState::kClosing: return "Closing";
+    case NetfrontState::kClosed: return "Closed";
+    case NetfrontState::kFailed: return "Failed";
+  }
+  return "?";
+}
+
+const char* to_string(TxStatus s) {
+  switch (s) {
+    case TxStatus::kQueued: return "queued";
+    case TxStatus::kBusy: return "busy";
+    case TxStatus::kNotConnected: return "not-connected";
+    case TxStatus::kInvalid: return "invalid";
+  }
+  return "?";
+}
+
+namespace {
+constexpr const char* kWatchToken = "netfront-backend-state";
+}
+
+Netfront::Netfront(Platform& platform, GuestPagePool& pool, std::string frontend_dir, NetfrontConfig config)
+    : platform_(platform), pool_(pool), fe_dir_(std::move(frontend_dir)), config_(config) {
+  config_.rx_buffers = std::min(config_.rx_buffers, netif::kRxRingSize);
+  tx_free_ids_.reserve(netif::kTxRingSize);
+  tx_free_frames_.reserve(netif::kTxRingSize);
+  for (uint32_t i = netif::kTxRingSize; i-- > 0;) {
+    tx_free_ids_.push_back(static_cast<uint16_t>(i));
+    tx_free_frames_.push_back(static_cast<uint16_t>(i));
+  }
+  for (uint32_t i = netif::kRxRingSize; i-- > 0;) rx_free_ids_.push_back(static_cast<uint16_t>(i));
+
+  Store& store = platform_.store();
+  auto be = store.read_opt(fe_dir_ + "/backend");
+  auto be_id = store.read_int(fe_dir_ + "/backend-id");
+  if (!be || !be_id || *be_id < 0 || *be_id > 0xFFFF) {
+    fail("no backend/backend-id under " + fe_dir_ + " (the toolstack creates them before the driver starts)");
+    return;
+  }
+  be_dir_ = *be;
+  be_id_ = DomId{static_cast<uint16_t>(*be_id)};
+  if (!config.header_slots || !HeaderSlotGeometry::valid_slot_size(config_.slot_size)) config_.header_slots = false;
+  if (auto w = store.watch(be_dir_ + "/state", kWatchToken); !w) {
+    fail("watch " + be_dir_ + "/state: " + w.error().reason);
+    return;
+  }
+  watching_ = true;
+}
+
+Netfront::~Netfront() {
+  if (state_ != NetfrontState::kClosed) release_all();
+  // Pages of grants the backend still holds are never handed back to the pool: it could still read or write them.
+  for (auto& k : kept_) {
+    if (platform_.grant_table().end_access(k.gref)) {
+      if (k.page) pool_.free_page(*k.page);
+    }
+  }
+  if (watching_) (void)platform_.store().unwatch(be_dir_ + "/state", kWatchToken);
+}
+
+int Netfront::event_fd() const { return platform_.evtchn().fd(); }
+int Netfront::store_fd() const { return platform_.store().watch_fd(); }
+
+void Netfront::fail(std::string reason) {
+  error_ = std::move(reason);
+  state_ = NetfrontState::kFailed;
+}
+
+void Netfront::notify(Port p) {
+  if (platform_.evtchn().notify(p)) ++counters_.notifications_sent;
+}
+
+// ---- grants -----------------------------------------------------------------------------------------------------
+
+Result<Netfront::GrantedPage> Netfront::alloc_granted_page(bool readonly) {
+  auto pfn = pool_.alloc_page();
+  if (!pfn) return make_error(ENOMEM, "guest page pool exhausted");
+  std::memset(pool_.page(*pfn).data(), 0, kPageSize);
+  auto gref = platform_.grant_table().grant_access(be_id_, *pfn, readonly);
+  if (!gref) {
+    pool_.free_page(*pfn);
+    return gref.error();
+  }
+  ++counters_.grants_in_use;
+  return GrantedPage{*pfn, *gref};
+}
+
+void Netfront::end_grant(GrantRef gref, KeptGrant ctx) {
+  if (platform_.grant_table().end_access(gref)) {
+    --counters_.grants_in_use;
+    if (ctx.page) pool_.free_page(*ctx.page);
+    if (ctx.tx_frame >= 0) tx_frame_grant_done(static_cast<uint16_t>(ctx.tx_frame));
+    if (ctx.rx_id >= 0) rx_free_ids_.push_back(static_cast<uint16_t>(ctx.rx_id));
+    return;
+  }
+  // gnttab_end_foreign_access semantics: the backend still has it mapped (or a copy in progress). The page must
+  // not be reused until it lets go, so keep it and retry from poll().
+  ++counters_.grants_busy_retries;
+  ctx.gref = gref;
+  kept_.push_back(ctx);
+  counters_.grants_kept = kept_.size();
+}
+
+bool Netfront::retry_kept_grants() {
+  if (kept_.empty()) return false;
+  std::vector<KeptGrant> still;
+  std::vector<KeptGrant> ended;
+  for (auto& k : kept_) {
+    if (platform_.grant_table().end_access(k.gref)) {
+      ended.push_back(k);
+    } else {
+      still.push_back(k);
+    }
+  }
+  kept_ = std::move(still);
+  counters_.grants_kept = kept_.size();
+  for (auto& k : ended) {
+    --counters_.grants_in_use;
+    if (k.page) pool_.free_page(*k.page);
+    if (k.tx_frame >= 0) tx_frame_grant_done(static_cast<uint16_t>(k.tx_frame));
+    if (k.rx_id >= 0) rx_free_ids_.push_back(static_cast<uint16_t>(k.rx_id));
+  }
+  return !ended.empty();
+}
+
+// ---- poll -------------------------------------------------------------------------------------------------------
+
+bool Netfront::poll() {
+  bool progress = false;
+  if (!platform_.store().read_watches().empty()) state_dirty_ = true;
+  if (watching_ && state_dirty_) {
+    state_dirty_ = false;
+    const NetfrontState before = state_;
+    on_backend_state(platform_.store().read_state(be_dir_));
+    progress |= state_ != before;
+  }
+  // One fd for all of this domain's ports: drain and unmask them all. Whose port fired does not matter, the
+  // rings are looked at below regardless.
+  for (Port p : platform_.evtchn().pending()) platform_.evtchn().unmask(p);
+
+  if (ctrl_) progress |= process_ctrl();
+  if (ctrl_pending_ && Clock::now() >= ctrl_deadline_) {
+    ctrl_pending_ = false;
+    on_ctrl_response(netif::CtrlResponse{ctrl_pending_id_, ctrl_pending_type_, netif::ctrl_status::not_supported, 0},
+                     /*timed_out=*/true);
+    progress = true;
+  }
+  if (tx_) progress |= process_tx();
+  if (rx_) progress |= process_rx();
+  if (rx_ && (state_ == NetfrontState::kConnected || state_ == NetfrontState::kRegistering)) refill_rx();
+  if (state_ == NetfrontState::kClosing && close_step_ == CloseStep::kWaitBackendClosed &&
+      Clock::now() >= close_deadline_) {
+    release_all();
+    progress = true;
+  }
+  progress |= retry_kept_grants();
+
+  if (!tx_done_queue_.empty()) {
+    auto done = std::move(tx_done_queue_);
+    tx_done_queue_.clear();
+    for (auto& c : done)
+      if (tx_done_) tx_done_(c);
+    progress = true;
+  }
+  if (!rx_deliver_queue_.empty()) {
+    auto frames = std::move(rx_deliver_queue_);
+    rx_deliver_queue_.clear();
+    for (auto& f : frames)
+      if (rx_handler_) rx_handler_(std::move(f));
+    progress = true;
+  }
+  return progress;
+}
+
+// ---- xenbus -----------------------------------------------------------------------------------------------------
+
+void Netfront::on_backend_state(XenbusState be) {
+  const bool be_gone = be == XenbusState::Closing || be == XenbusState::Closed;
+  switch (state_) {
+    case NetfrontState::kInitialising:
+      if (be == XenbusState::InitWait) {
+        if (auto ok = connect(); !ok) {
+          fail("connect: " + ok.error().reason);
+          return;
+        }
+        (void)platform_.store().switch_state(fe_dir_, XenbusState::Connected);
+        state_ = NetfrontState::kConnecting;
+      } else if (be_gone) {
+        (void)platform_.store().switch_state(fe_dir_, XenbusState::Closed);
+        state_ = NetfrontState::kClosed;
+      }
+      return;
+    case NetfrontState::kConnecting:
+      if (be == XenbusState::Connected) {
+        if (slots_requested_) {
+          state_ = NetfrontState::kRegistering;
+          send_ctrl(netif::ctrl_type::get_gref_mapping_size, 0, 0, 0);
+        } else {
+          state_ = NetfrontState::kConnected;
+        }
+      } else if (be_gone || be == XenbusState::Unknown) {
+        begin_close(false);
+      }
+      return;
+    case NetfrontState::kRegistering:
+    case NetfrontState::kConnected:
+      if (be_gone || be == XenbusState::Unknown) begin_close(false);
+      return;
+    case NetfrontState::kClosing:
+      if (close_step_ == CloseStep::kWaitDel && be != XenbusState::Connected) {
+        after_del();  // the backend is going away: it drops its kept mappings itself
+      } else if (close_step_ == CloseStep::kWaitBackendClosed &&
+                 (be == XenbusState::Closed || be == XenbusState::Unknown)) {
+        release_all();
+      }
+      return;
+    case NetfrontState::kClosed:
+    case NetfrontState::kFailed:
+      return;
+  }
+}
+
+Result<void> Netfront::connect() {
+  Store& st = platform_.store();
+  auto feature = [&](const char* key) { return st.read_int(be_dir_ + "/" + key).value_or(0) == 1; };
+  be_sg_ = feature("feature-sg");
+  be_gso_v4_ = feature("feature-gso-tcpv4");
+  be_gso_v6_ = feature("feature-gso-tcpv6");
+  be_split_ = feature("feature-split-event-channels");
+  be_ctrl_ = feature("feature-ctrl-ring");
+  be_slots_ = feature(netif::key::feature_header_slots);
+  if (auto mtu = st.read_int(be_dir_ + "/mtu"); mtu && *mtu > 0 && *mtu <= 65535) mtu_ = static_cast<uint32_t>(*mtu);
+  if (!feature("feature-rx-copy"))
+    return make_error(EOPNOTSUPP, "backend lacks feature-rx-copy (the only RX mode netfront speaks)");
+
+  // Rings: one page each, SHARED_RING_INIT before granting.
+  auto tx = alloc_granted_page(false);
+  if (!tx) return tx.error();
+  tx_page_ = *tx;
+  auto rx = alloc_granted_page(false);
+  if (!rx) return rx.error();
+  rx_page_ = *rx;
+  auto txr = netif::TxFrontRing::init(pool_.page(tx_page_->pfn));
+  auto rxr = netif::RxFrontRing::init(pool_.page(rx_page_->pfn));
+  if (!txr || !rxr) return make_error(EINVAL, "ring init failed");
+  tx_ = *txr;
+  rx_ = *rxr;
+  if (be_ctrl_) {
+    auto c = alloc_granted_page(false);
+    if (!c) return c.error();
+    ctrl_page_ = *c;
+    auto cr = netif::CtrlFrontRing::init(pool_.page(ctrl_page_->pfn));
+    if (!cr) return cr.error();
+    ctrl_ = *cr;
+  }
+
+  // Event channels.
+  EventChannel& ev = platform_.evtchn();
+  const bool split = config_.split_event_channels && be_split_;
+  auto p = ev.alloc_unbound(be_id_);
+  if (!p) return p.error();
+  tx_port_ = *p;
+  rx_port_ = *p;
+  if (split) {
+    auto prx = ev.alloc_unbound(be_id_);
+    if (!prx) return prx.error();
+    rx_port_ = *prx;
+  }
+  if (ctrl_) {
+    auto pc = ev.alloc_unbound(be_id_);
+    if (!pc) return pc.error();
+    ctrl_port_ = *pc;
+  }
+
+  // Keys (docs/protocol.md section 2), then RX buffers, then Connected (by the caller).
+  const std::string d = fe_dir_ + "/";
+  Result<void> w;
+  auto put = [&](const std::string& key, long long v) {
+    if (w) w = st.write_int(d + key, v);
+  };
+  put("tx-ring-ref", tx_page_->gref.value);
+  put("rx-ring-ref", rx_page_->gref.value);
+  if (split) {
+    put("event-channel-tx", tx_port_->value);
+    put("event-channel-rx", rx_port_->value);
+  } else {
+    put("event-channel", tx_port_->value);
+  }
+  put("request-rx-copy", 1);
+  put("feature-rx-notify", 1);
+  if (config_.feature_sg) put("feature-sg", 1);
+  if (config_.feature_gso_tcpv4) put("feature-gso-tcpv4", 1);
+  if (config_.feature_gso_tcpv6) put("feature-gso-tcpv6", 1);
+  if (ctrl_) {
+    put("ctrl-ring-ref", ctrl_page_->gref.value);
+    put("event-channel-ctrl", ctrl_port_->value);
+  }
+  // A frontend that asks for header slots without a control ring is a protocol error: only with both.
+  if (config_.header_slots && be_slots_ && ctrl_) {
+    put(netif::key::request_header_slots, 1);
+    put(netif::key::header_slot_size, config_.slot_size);
+    slots_requested_ = true;
+  }
+  if (!w) return w.error();
+  refill_rx();
+  return {};
+}
+
+void Netfront::close() {
+  switch (state_) {
+    case NetfrontState::kClosing:
+    case NetfrontState::kClosed:
+      return;
+    case NetfrontState::kInitialising:
+    case NetfrontState::kFailed:
+      release_all();
+      return;
+    default:
+      begin_close(platform_.store().read_state(be_dir_) == XenbusState::Connected);
+  }
+}
+
+void Netfront::begin_close(bool backend_alive) {
+  state_ = NetfrontState::kClosing;
+  close_deadline_ = Clock::now() + std::chrono::milliseconds(config_.close_timeout_ms);
+  if (backend_alive && slots_active_ && ctrl_ && gref_table_ && !ctrl_pending_) {
+    // DEL_GREF_MAPPING while the backend is still listening: only after its answer may the slot pages' grants
+    // end (docs/protocol.md 5, registration step 3). The table still lists every registered page.
+    auto* table = reinterpret_cast<netif::NetifGref*>(pool_.page(gref_table_->pfn).data());
+    for (size_t i = 0; i < slot_pages_.size(); ++i)
+      table[i] = netif::NetifGref{slot_pages_[i].gref, netif::ctrlf_gref::readonly, 0};
+    close_step_ = CloseStep::kWaitDel;
+    send_ctrl(netif::ctrl_type::del_gref_mapping, 0, gref_table_->gref.value,
+              static_cast<uint32_t>(slot_pages_.size()));
+    return;
+  }
+  after_del();
+}
+
+void Netfront::after_del() {
+  slots_active_ = false;
+  close_step_ = CloseStep::kWaitBackendClosed;
+  close_deadline_ = Clock::now() + std::chrono::milliseconds(config_.close_timeout_ms);
+  (void)platform_.store().switch_state(fe_dir_, XenbusState::Closing);
+  if (platform_.store().read_state(be_dir_) == XenbusState::Closed) release_all();
+}
+
+// Ends foreign access to every page netfront granted; a grant still in use is kept (with its page) and retried by
+// poll(). Frames still in flight complete as DROPPED once their grants are back.
+void Netfront::release_all() {
+  tx_drop_in_flight();
+  rx_release_buffers();
+  drop_slot_pages();
+  for (auto* gp : {&tx_page_, &rx_page_, &ctrl_page_}) {
+    if (*gp) end_grant((*gp)->gref, KeptGrant{GrantRef{}, (*gp)->pfn});
+    gp->reset();
+  }
+  tx_.reset();
+  rx_.reset();
+  ctrl_.reset();
+  ctrl_pending_ = false;
+  EventChannel& ev = platform_.evtchn();
+  if (rx_port_ && rx_port_ != tx_port_) (void)ev.unbind(*rx_port_);
+  if (tx_port_) (void)ev.unbind(*tx_port_);
+  if (ctrl_port_) (void)ev.unbind(*ctrl_port_);
+  tx_port_.reset();
+  rx_port_.reset();
+  ctrl_port_.reset();
+  close_step_ = CloseStep::kNone;
+  if (!be_dir_.empty()) (void)platform_.store().switch_state(fe_dir_, XenbusState::Closed);
+  state_ = NetfrontState::kClosed;
+}
+
+// ---- control ring -----------------------------------------------------------------------------------------------
+
+void Netfront::send_ctrl(uint16_t type, uint32_t d0, uint32_t d1, uint32_t d2) {
+  if (!ctrl_ || ctrl_->full()) {
+    on_ctrl_response(netif::CtrlResponse{0, type, netif::ctrl_status::not_supported, 0}, true);
+    return;
+  }
+  ctrl_pending_ = true;
+  ctrl_pending_id_ = ctrl_next_id_++;
+  ctrl_pending_type_ = type;
+  ctrl_deadline_ = Clock::now() + std::chrono::milliseconds(config_.ctrl_timeout_ms);
+  ctrl_->produce_request(netif::CtrlRequest{ctrl_pending_id_, type, {d0, d1, d2}});
+  ++counters_.ctrl_requests;
+  if (ctrl_->push_requests_and_check_notify()) notify(*ctrl_port_);
+}
+
+bool Netfront::process_ctrl() {
+  bool progress = false;
+  do {
+    const ring::RingIdx prod = ctrl_->rsp_prod();
+    if (ctrl_->response_prod_overflow(prod)) {
+      ++counters_.bad_responses;
+      return progress;
+    }
+    while (ctrl_ && ctrl_->rsp_cons() != prod) {
+      const netif::CtrlResponse rsp = ctrl_->consume_response();
+      progress = true;
+      if (!ctrl_pending_ || rsp.id != ctrl_pending_id_ || rsp.type != ctrl_pending_type_) {
+        ++counters_.bad_responses;  // late (after a timeout) or bogus
+        continue;
+      }
+      ctrl_pending_ = false;
+      on_ctrl_response(rsp, false);
+    }
+  } while (ctrl_ && ctrl_->final_check_for_responses());
+  return progress;
+}
+
+void Netfront::on_ctrl_response(const netif::CtrlResponse& rsp, bool timed_out) {
+  const bool ok = !timed_out && rsp.status == netif::ctrl_status::success;
+  switch (rsp.type) {
+    case netif::ctrl_type::get_gref_mapping_size:
+      if (state_ != NetfrontState::kRegistering) return;
+      if (ok && rsp.data > 0) {
+        register_slot_pages(rsp.data);
+      } else {
+        registration_done();  // plain netif
+      }
+      return;
+    case netif::ctrl_type::add_gref_mapping:
+      if (state_ != NetfrontState::kRegistering) return;
+      if (ok) {
+        slots_active_ = true;
+      } else {
+        // On failure the backend mapped none of them (netif.h): the pages can go. On a timeout it may yet map
+        // them; end_grant keeps any it holds.
+        drop_slot_pages();
+      }
+      registration_done();
+      return;
+    case netif::ctrl_type::del_gref_mapping:
+      if (state_ == NetfrontState::kClosing && close_step_ == CloseStep::kWaitDel) after_del();
+      return;
+    default:
+      return;
+  }
+}
+
+void Netfront::register_slot_pages(uint32_t max_pages) {
+  const uint32_t n = std::min({config_.slot_pages, max_pages, static_cast<uint32_t>(kPageSize / sizeof(netif::NetifGref))});
+  auto geo = HeaderSlotGeometry::make(config_.slot_size, n);
+  if (n == 0 || !geo) {
+    registration_done();
+    return;
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    auto gp = alloc_granted_page(true);  // the backend only reads slots
+    if (!gp) {
+      drop_slot_pages();
+      registration_done();
+      return;
+    }
+    slot_pages_.push_back(*gp);
+  }
+  // The table page is r/w: DEL_GREF_MAPPING writes each entry's status back (netif.h).
+  auto table = alloc_granted_page(false);
+  if (!table) {
+    drop_slot_pages();
+    registration_done();
+    return;
+  }
+  gref_table_ = *table;
+  auto* entries = reinterpret_cast<netif::NetifGref*>(pool_.page(gref_table_->pfn).data());
+  for (uint32_t i = 0; i < n; ++i) entries[i] = netif::NetifGref{slot_pages_[i].gref, netif::ctrlf_gref::readonly, 0};
+  geometry_ = *geo;
+  send_ctrl(netif::ctrl_type::add_gref_mapping, 0, gref_table_->gref.value, n);
+}
+
+void Netfront::drop_slot_pages() {
+  slots_active_ = false;
+  for (auto& gp : slot_pages_) end_grant(gp.gref, KeptGrant{GrantRef{}, gp.pfn});
+  slot_pages_.clear();
+  if (gref_table_) end_grant(gref_table_->gref, KeptGrant{GrantRef{}, gref_table_->pfn});
+  gref_table_.reset();
+  geometry_.reset();
+  slots_.reset();
+  counters_.slots_total = 0;
+  counters_.slots_in_use = 0;
+}
+
+void Netfront::registration_done() {
+  if (slots_active_ && geometry_) {
+    slots_.emplace(geometry_->nr_slots());
+    counters_.slots_total = geometry_->nr_slots();
+  }
+  state_ = NetfrontState::kConnected;
+}
+
+}  // namespace pvnet

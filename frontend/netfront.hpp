@@ -1,0 +1,273 @@
+// netfront for one vif: xenbus negotiation (docs/protocol.md section 2), header-slot registration over the control
+// ring (section 5), TX through header slots + payload grants or as plain netif, RX buffers, completion.
+//
+// Single-threaded and non-blocking: the owner calls poll() whenever event_fd() or store_fd() is readable (or
+// whenever it likes; poll() always looks at the rings, so a stolen or lost event costs latency, never a packet).
+// Takes a Platform& and a GuestPagePool&; never names the simulator.
+#pragma once
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "frontend/netfront_counters.hpp"
+#include "frontend/page_pool.hpp"
+#include "grant-sim/platform.hpp"
+#include "shared-ring/header_slots.hpp"
+#include "shared-ring/netif.hpp"
+
+namespace pvnet {
+
+struct NetfrontConfig {
+  bool header_slots = true;                               // write request-header-slots if the backend offers it
+  uint32_t slot_size = netif::kHeaderSlotSizeDefault;     // header-slot-size: power of two, 64..2048
+  uint32_t slot_pages = 4;                                // wanted; min'ed with GET_GREF_MAPPING_SIZE's answer
+  bool split_event_channels = false;                      // if the backend offers feature-split-event-channels
+  uint32_t rx_buffers = netif::kRxRingSize;               // RX buffers kept posted (capped at the ring size)
+  bool feature_sg = true;                                 // frontend's feature-sg / gso keys (what it accepts)
+  bool feature_gso_tcpv4 = true;
+  bool feature_gso_tcpv6 = true;
+  int ctrl_timeout_ms = 2000;   // an unanswered control request: give up (fall back / go on closing)
+  int close_timeout_ms = 2000;  // a backend that never reaches Closed: release anyway (in-use grants are kept)
+};
+
+enum class NetfrontState : uint8_t {
+  kInitialising,  // waiting for the backend's InitWait
+  kConnecting,    // rings granted, keys written, we are Connected; waiting for the backend's Connected
+  kRegistering,   // header-slot pages being registered over the control ring
+  kConnected,     // traffic flows (with or without header slots: using_header_slots())
+  kClosing,       // DEL_GREF_MAPPING, Closing, waiting for the backend's Closed
+  kClosed,        // everything released (grants still in use are kept and retried by poll())
+  kFailed,        // setup failed; see error(). close() still releases what was set up
+};
+const char* to_string(NetfrontState s);
+
+struct TxOptions {
+  uint8_t gso_type = netif::gso_type::none;  // netif::gso_type::tcpv4 / tcpv6 for a TCP super-frame
+  uint16_t gso_size = 0;                     // MSS, > 0 with a gso_type
+  bool csum_blank = false;                   // NETTXF_csum_blank (always set for GSO, as Linux netfront does)
+  bool data_validated = false;               // NETTXF_data_validated
+  uint64_t cookie = 0;                       // handed back in the TxCompletion
+  bool defer_push = false;                   // more frames follow: publish with flush() (one notify per batch)
+};
+
+enum class TxStatus : uint8_t {
+  kQueued,        // on the ring; a TxCompletion will follow
+  kBusy,          // no room (ring, ids, slots, grants or pages): nothing posted, retry after poll()
+  kNotConnected,  // state() != kConnected
+  kInvalid,       // the protocol cannot carry this frame (see last_error())
+};
+const char* to_string(TxStatus s);
+
+struct TxCompletion {
+  uint64_t cookie = 0;
+  int16_t status = 0;  // netif::rsp::okay / error / dropped: the worst of the frame's responses
+  uint32_t bytes = 0;
+};
+
+struct RxFrame {
+  std::vector<std::byte> data;
+  uint8_t gso_type = netif::gso_type::none;
+  uint16_t gso_size = 0;
+  bool csum_blank = false;      // NETRXF_csum_blank
+  bool data_validated = false;  // NETRXF_data_validated
+};
+
+class Netfront {
+ public:
+  using TxDoneHandler = std::function<void(const TxCompletion&)>;
+  using RxHandler = std::function<void(RxFrame&&)>;
+
+  // frontend_dir: /local/domain/<self>/device/vif/<N>, created by the toolstack with backend, backend-id.
+  Netfront(Platform& platform, GuestPagePool& pool, std::string frontend_dir, NetfrontConfig config = {});
+  ~Netfront();  // best effort: ends what it can without waiting; pages of grants still in use are leaked
+  Netfront(const Netfront&) = delete;
+  Netfront& operator=(const Netfront&) = delete;
+
+  void on_tx_complete(TxDoneHandler h) { tx_done_ = std::move(h); }
+  void on_rx(RxHandler h) { rx_handler_ = std::move(h); }
+
+  // Advances negotiation/teardown, consumes responses (delivering completions and frames), re-posts RX buffers,
+  // retries grants still in use. Returns true if anything happened; false means idle (after the final checks).
+  bool poll();
+
+  TxStatus transmit(std::span<const TxPiece> pieces, const TxOptions& options = {});
+  void flush();  // push deferred TX requests, notify if the backend asked for it
+  void close();  // start teardown; poll() until state() == kClosed
+
+  NetfrontState state() const { return state_; }
+  bool connected() const { return state_ == NetfrontState::kConnected; }
+  bool using_header_slots() const { return slots_active_; }
+  const std::string& error() const { return error_; }
+  const std::string& last_error() const { return last_error_; }
+  int event_fd() const;
+  int store_fd() const;
+  const NetfrontCounters& counters() const { return counters_; }
+
+  const std::string& frontend_dir() const { return fe_dir_; }
+  const std::string& backend_dir() const { return be_dir_; }
+  DomId backend_id() const { return be_id_; }
+  uint32_t slot_size() const { return config_.slot_size; }
+  uint32_t slot_pages() const { return static_cast<uint32_t>(slot_pages_.size()); }  // registered (or 0)
+  uint32_t mtu() const { return mtu_; }
+  uint32_t tx_free_requests() const;
+  uint32_t tx_frames_in_flight() const { return netif::kTxRingSize - static_cast<uint32_t>(tx_free_frames_.size()); }
+  uint32_t rx_buffers_posted() const { return rx_posted_; }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  struct GrantedPage {
+    Pfn pfn;
+    GrantRef gref;
+  };
+  // A grant end_access refused (the backend still had it in use): kept, with what to do once it ends.
+  struct KeptGrant {
+    GrantRef gref;
+    std::optional<Pfn> page;  // give back to the pool once ended
+    int32_t tx_frame = -1;    // a TX frame waiting for this grant before it completes
+    int32_t rx_id = -1;       // an RX buffer that becomes reusable
+  };
+  struct TxReqState {  // per TX id (pending_idx)
+    bool in_flight = false;
+    uint16_t frame = 0;
+    bool has_grant = false;
+    GrantRef gref;
+    bool has_slot = false;
+    SlotIndex slot;
+    bool has_linear = false;  // a linearisation page to free after the grant ends
+    Pfn linear;
+  };
+  struct TxFrameState {
+    uint64_t cookie = 0;
+    uint32_t bytes = 0;
+    uint16_t responses_pending = 0;
+    uint16_t grants_pending = 0;
+    int16_t status = netif::rsp::okay;
+  };
+  struct Seg {  // one page piece of a TX frame
+    Pfn pfn;
+    uint16_t offset;
+    uint16_t len;
+    const std::byte* data;
+  };
+  struct RxBuffer {
+    std::optional<Pfn> page;
+    GrantRef gref;
+    bool granted = false;
+    bool posted = false;  // the backend owns it
+  };
+  struct RxPartial {
+    bool active = false;
+    bool expect_extra = false;
+    bool more = false;
+    bool bad = false;
+    RxFrame frame;
+  };
+  enum class CloseStep : uint8_t { kNone, kWaitDel, kWaitBackendClosed };
+
+  // xenbus (netfront.cpp)
+  void on_backend_state(XenbusState be);
+  Result<void> connect();  // xennet_connect: rings, event channels, keys, RX buffers
+  void begin_close(bool backend_alive);
+  void after_del();
+  void release_all();
+  void fail(std::string reason);
+  Result<GrantedPage> alloc_granted_page(bool readonly);
+  void end_grant(GrantRef gref, KeptGrant ctx);  // ctx.gref ignored
+  bool retry_kept_grants();
+  void notify(Port p);
+
+  // control ring (netfront.cpp)
+  void send_ctrl(uint16_t type, uint32_t d0, uint32_t d1, uint32_t d2);
+  bool process_ctrl();
+  void on_ctrl_response(const netif::CtrlResponse& rsp, bool timed_out);
+  void register_slot_pages(uint32_t max_pages);
+  void drop_slot_pages();
+  void registration_done();
+
+  // TX (tx_path.cpp)
+  bool process_tx();
+  void tx_frame_grant_done(uint16_t frame);
+  void maybe_complete_tx_frame(uint16_t frame);
+  void tx_drop_in_flight();
+  TxStatus tx_refuse(TxStatus s, std::string reason);
+
+  // RX (rx_path.cpp)
+  bool process_rx();
+  void refill_rx();
+  void rx_recycle(uint16_t id);
+  void rx_finish_frame();
+  void rx_release_buffers();
+
+  Platform& platform_;
+  GuestPagePool& pool_;
+  std::string fe_dir_;
+  NetfrontConfig config_;
+  NetfrontCounters counters_;
+  std::string error_;
+  std::string last_error_;
+  TxDoneHandler tx_done_;
+  RxHandler rx_handler_;
+
+  NetfrontState state_ = NetfrontState::kInitialising;
+  CloseStep close_step_ = CloseStep::kNone;
+  Clock::time_point close_deadline_{};
+  std::string be_dir_;
+  DomId be_id_;
+  bool watching_ = false;
+  bool state_dirty_ = true;  // re-read the backend's state (a watch fired)
+
+  // What the backend offered.
+  bool be_sg_ = false, be_gso_v4_ = false, be_gso_v6_ = false, be_split_ = false, be_ctrl_ = false,
+       be_slots_ = false;
+  uint32_t mtu_ = 1500;
+
+  std::optional<GrantedPage> tx_page_, rx_page_, ctrl_page_;
+  std::optional<netif::TxFrontRing> tx_;
+  std::optional<netif::RxFrontRing> rx_;
+  std::optional<netif::CtrlFrontRing> ctrl_;
+  std::optional<Port> tx_port_, rx_port_, ctrl_port_;  // rx_port_ == tx_port_ unless split
+
+  // Header slots.
+  bool slots_requested_ = false;  // we wrote request-header-slots
+  bool slots_active_ = false;     // ADD_GREF_MAPPING succeeded and not yet deleted
+  std::vector<GrantedPage> slot_pages_;
+  std::optional<GrantedPage> gref_table_;
+  std::optional<HeaderSlotGeometry> geometry_;
+  std::optional<SlotAllocator> slots_;
+
+  // Control ring: one request in flight at a time.
+  uint16_t ctrl_next_id_ = 0;
+  bool ctrl_pending_ = false;
+  uint16_t ctrl_pending_id_ = 0;
+  uint16_t ctrl_pending_type_ = 0;
+  Clock::time_point ctrl_deadline_{};
+
+  // TX.
+  std::array<TxReqState, netif::kTxRingSize> tx_req_{};
+  std::vector<uint16_t> tx_free_ids_;
+  std::array<TxFrameState, netif::kTxRingSize> tx_frames_{};
+  std::vector<uint16_t> tx_free_frames_;
+  std::vector<Seg> segs_;          // scratch, reused per frame
+  std::vector<Seg> payload_segs_;  // scratch
+  std::vector<Pfn> linear_pages_;  // scratch
+  std::vector<GrantRef> new_grants_;  // scratch
+  std::vector<TxCompletion> tx_done_queue_;
+
+  // RX.
+  std::array<RxBuffer, netif::kRxRingSize> rx_bufs_{};
+  std::array<uint16_t, netif::kRxRingSize> rx_id_at_{};  // id posted at ring index (for GSO extra slots)
+  std::vector<uint16_t> rx_free_ids_;
+  uint32_t rx_posted_ = 0;
+  RxPartial rx_partial_;
+  std::vector<RxFrame> rx_deliver_queue_;
+
+  std::vector<KeptGrant> kept_;
+};
+
+}  // namespace pvnet

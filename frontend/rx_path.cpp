@@ -1,0 +1,160 @@
+// netfront RX: whole pages granted writable and posted as {id, gref}; the backend fills them by grant copy.
+// Responses are matched by id, never by position (docs/protocol.md 4), except a GSO extra-info slot, which has no
+// id: it consumed the request posted at its own ring index (netback writes each response at its request's index,
+// and Linux netfront's xennet_get_extras recycles that slot's buffer the same way).
+#include <cstring>
+
+#include "frontend/netfront.hpp"
+
+namespace pvnet {
+
+void Netfront::refill_rx() {
+  if (!rx_) return;
+  bool produced = false;
+  while (rx_posted_ < config_.rx_buffers && !rx_->full() && !rx_free_ids_.empty()) {
+    const uint16_t id = rx_free_ids_.back();
+    RxBuffer& b = rx_bufs_[id];
+    if (!b.page) {
+      b.page = pool_.alloc_page();
+      if (!b.page) break;
+    }
+    auto g = platform_.grant_table().grant_access(be_id_, *b.page, /*readonly=*/false);
+    if (!g) break;
+    ++counters_.grants_in_use;
+    rx_free_ids_.pop_back();
+    b.gref = *g;
+    b.granted = true;
+    b.posted = true;
+    rx_id_at_[rx_->req_prod_pvt() & (netif::kRxRingSize - 1)] = id;
+    rx_->produce_request(netif::RxRequest{id, 0, *g});
+    ++rx_posted_;
+    ++counters_.rx_buffers_posted;
+    produced = true;
+  }
+  if (!produced) return;
+  // Before the backend is Connected its end of the port is not bound yet: publish, do not kick; it looks at the
+  // ring when it connects.
+  if (state_ == NetfrontState::kConnecting) {
+    rx_->push_requests();
+  } else if (rx_->push_requests_and_check_notify() && rx_port_) {
+    notify(*rx_port_);
+  }
+}
+
+// The backend answered for this buffer: take the grant back; the id is posted again once the grant has ended
+// (end_grant hands it back to rx_free_ids_, at once or from a retry if the backend still held it).
+void Netfront::rx_recycle(uint16_t id) {
+  RxBuffer& b = rx_bufs_[id];
+  b.posted = false;
+  --rx_posted_;
+  b.granted = false;
+  end_grant(b.gref, KeptGrant{GrantRef{}, std::nullopt, -1, id});
+}
+
+void Netfront::rx_finish_frame() {
+  RxPartial& p = rx_partial_;
+  if (p.bad) {
+    ++counters_.rx_errors;
+  } else {
+    ++counters_.rx_packets;
+    counters_.rx_bytes += p.frame.data.size();
+    if (p.frame.gso_type != netif::gso_type::none) ++counters_.rx_gso_packets;
+    rx_deliver_queue_.push_back(std::move(p.frame));
+  }
+  p = RxPartial{};
+}
+
+bool Netfront::process_rx() {
+  bool progress = false;
+  do {
+    const ring::RingIdx prod = rx_->rsp_prod();
+    if (rx_->response_prod_overflow(prod)) {
+      ++counters_.bad_responses;
+      return progress;
+    }
+    while (rx_->rsp_cons() != prod) {
+      const ring::RingIdx idx = rx_->rsp_cons();
+      const netif::RxResponse rsp = rx_->consume_response();
+      progress = true;
+      RxPartial& p = rx_partial_;
+      if (p.expect_extra) {
+        netif::ExtraInfo extra;
+        static_assert(sizeof(extra) <= sizeof(rsp));
+        std::memcpy(&extra, &rsp, sizeof(extra));
+        const uint16_t id = rx_id_at_[idx & (netif::kRxRingSize - 1)];
+        if (rx_bufs_[id].posted) {
+          rx_recycle(id);
+        } else {
+          ++counters_.bad_responses;
+        }
+        if (extra.type == netif::extra_type::gso) {
+          p.frame.gso_type = extra.u.gso.type;
+          p.frame.gso_size = extra.u.gso.size;
+          if (extra.u.gso.size == 0 || (extra.u.gso.type != netif::gso_type::tcpv4 &&
+                                        extra.u.gso.type != netif::gso_type::tcpv6))
+            p.bad = true;
+        } else if (extra.type == netif::extra_type::none || extra.type >= netif::extra_type::max) {
+          p.bad = true;
+        }
+        p.expect_extra = (extra.flags & netif::extra_flag::more) != 0;
+        if (!p.expect_extra && !p.more) rx_finish_frame();
+        continue;
+      }
+      if (rsp.id >= netif::kRxRingSize || !rx_bufs_[rsp.id].posted) {
+        ++counters_.bad_responses;
+        continue;
+      }
+      const bool first = !p.active;
+      if (first) {
+        p.active = true;
+        p.frame.csum_blank = (rsp.flags & netif::rxf::csum_blank) != 0;
+        p.frame.data_validated = (rsp.flags & netif::rxf::data_validated) != 0;
+        p.expect_extra = (rsp.flags & netif::rxf::extra_info) != 0;
+      }
+      p.more = (rsp.flags & netif::rxf::more_data) != 0;
+      if (rsp.status < 0 || uint32_t{rsp.offset} + static_cast<uint32_t>(std::max<int16_t>(rsp.status, 0)) > kPageSize ||
+          p.frame.data.size() + static_cast<size_t>(std::max<int16_t>(rsp.status, 0)) > netif::kMaxFrameBytes) {
+        p.bad = true;
+      } else if (!p.bad && rsp.status > 0) {
+        const std::byte* src = pool_.page(*rx_bufs_[rsp.id].page).data() + rsp.offset;
+        p.frame.data.insert(p.frame.data.end(), src, src + rsp.status);
+        counters_.rx_copy_bytes += static_cast<uint64_t>(rsp.status);
+      }
+      rx_recycle(rsp.id);
+      if (!p.expect_extra && !p.more) rx_finish_frame();
+    }
+  } while (rx_->final_check_for_responses());
+  return progress;
+}
+
+// Teardown: every posted buffer's grant ends (or is kept while in use) and its page goes back to the pool.
+void Netfront::rx_release_buffers() {
+  for (uint16_t id = 0; id < netif::kRxRingSize; ++id) {
+    RxBuffer& b = rx_bufs_[id];
+    if (b.posted) {
+      b.posted = false;
+      --rx_posted_;
+      rx_free_ids_.push_back(id);
+    }
+    if (b.granted) {
+      b.granted = false;
+      end_grant(b.gref, KeptGrant{GrantRef{}, b.page, -1, -1});
+      b.page.reset();
+    } else if (b.page) {
+      // A page whose grant is kept (rx_recycle) is freed by the retry; only free pages not in kept_.
+      bool kept = false;
+      for (auto& k : kept_)
+        if (k.rx_id == id) {
+          k.page = b.page;
+          k.rx_id = -1;
+          kept = true;
+        }
+      if (kept) rx_free_ids_.push_back(id);
+      else pool_.free_page(*b.page);
+      b.page.reset();
+    }
+  }
+  rx_partial_ = RxPartial{};
+}
+
+}  // namespace pvnet
