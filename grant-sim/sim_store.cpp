@@ -250,15 +250,26 @@ Result<void> StoreTree::unwatch(WatcherId wid, DomId who, std::string_view path,
   return {};
 }
 
-std::vector<WatchEvent> StoreTree::drain(WatcherId wid) {
+std::vector<WatchEvent> StoreTree::drain(WatcherId wid, size_t max_bytes) {
   std::lock_guard lk(mu_);
   auto it = watchers_.find(wid);
   if (it == watchers_.end()) return {};
+  Watcher& w = it->second;
   uint64_t v;
-  (void)!::read(it->second.eventfd.get(), &v, sizeof v);
-  std::vector<WatchEvent> out(std::make_move_iterator(it->second.queue.begin()),
-                              std::make_move_iterator(it->second.queue.end()));
-  it->second.queue.clear();
+  (void)!::read(w.eventfd.get(), &v, sizeof v);
+  std::vector<WatchEvent> out;
+  size_t bytes = 0;
+  while (!w.queue.empty()) {
+    size_t b = w.queue.front().path.size() + w.queue.front().token.size();
+    if (!out.empty() && bytes + b > max_bytes) break;
+    bytes += b;
+    out.push_back(std::move(w.queue.front()));
+    w.queue.pop_front();
+  }
+  if (!w.queue.empty()) {
+    uint64_t one = 1;
+    (void)!::write(w.eventfd.get(), &one, sizeof one);  // the rest stays signalled
+  }
   return out;
 }
 

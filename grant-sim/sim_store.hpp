@@ -52,7 +52,8 @@ class StoreTree {
   int watcher_fd(WatcherId w) const;  // -1 if unknown
   Result<void> watch(WatcherId w, DomId who, std::string_view path, std::string_view token);
   Result<void> unwatch(WatcherId w, DomId who, std::string_view path, std::string_view token);
-  std::vector<WatchEvent> drain(WatcherId w);
+  // Takes queued events while their paths and tokens add up to at most max_bytes (at least one event).
+  std::vector<WatchEvent> drain(WatcherId w, size_t max_bytes = SIZE_MAX);
   uint64_t dropped_events(WatcherId w) const;
 
   // The hypervisor's own operations: /local/domain/<id> owned by `dom`, and its removal, and the special
