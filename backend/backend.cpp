@@ -1,0 +1,474 @@
+#include "backend/backend.hpp"
+
+#include <cerrno>
+#include <iostream>
+#include <set>
+
+#include "backend/null_sink.hpp"
+#include "backend/vif.hpp"
+
+namespace pvnet {
+
+Result<std::unique_ptr<Backend>> Backend::create(Platform& dom0, BackendOptions options) {
+  auto payload = make_payload_policy(options.payload_policy, dom0.mapper(), options.lazy_window_pages);
+  if (!payload) return payload.error();
+  return std::unique_ptr<Backend>(new Backend(dom0, options, std::move(payload).value()));
+}
+
+Backend::Backend(Platform& dom0, BackendOptions options, std::unique_ptr<PayloadPolicy> payload)
+    : dom0_(dom0), options_(options), payload_(std::move(payload)), default_sink_(std::make_shared<NullSink>()) {}
+
+Backend::~Backend() {
+  for (auto& [id, vif] : vifs_) {
+    disconnect(*vif, "backend shutting down");
+    (void)dom0_.store().unwatch(vif->paths.frontend, vif->token);
+  }
+  payload_->end_poll();
+}
+
+Backend::Vif* Backend::find(VifId id) const {
+  auto it = vifs_.find(id);
+  return it == vifs_.end() ? nullptr : it->second.get();
+}
+
+Result<VifId> Backend::add_vif(DomId frontend, uint32_t handle, VifOptions options) {
+  for (const auto& [id, v] : vifs_)
+    if (v->fe_dom == frontend && v->handle == handle)
+      return make_error(EEXIST, "vif" + std::to_string(frontend.value) + "." + std::to_string(handle) + " exists");
+  Store& store = dom0_.store();
+  auto paths = toolstack_create_vif(store, dom0_.self(), frontend, handle, options.mac);
+  if (!paths) return paths.error();
+
+  auto vif = std::make_unique<Vif>();
+  vif->id = VifId{next_vif_++};
+  vif->fe_dom = frontend;
+  vif->handle = handle;
+  vif->opts = std::move(options);
+  if (!vif->opts.sink) vif->opts.sink = default_sink_;
+  vif->name = "vif" + std::to_string(frontend.value) + "." + std::to_string(handle);
+  vif->paths = std::move(paths).value();
+  vif->token = "pvnet-backend:" + std::to_string(vif->id.value);
+
+  // netback_probe: advertise what this backend does, then InitWait.
+  const std::string& be = vif->paths.backend;
+  const std::pair<const char*, std::string> features[] = {
+      {"feature-sg", "1"},
+      {"feature-gso-tcpv4", "1"},
+      {"feature-gso-tcpv6", "1"},
+      {"feature-rx-copy", "1"},
+      {"feature-rx-flip", "0"},
+      {"feature-split-event-channels", "1"},
+      {"feature-ctrl-ring", vif->opts.offer_ctrl_ring ? "1" : "0"},
+      {netif::key::feature_header_slots, vif->opts.offer_header_slots && vif->opts.offer_ctrl_ring ? "1" : "0"},
+      {"mtu", std::to_string(vif->opts.mtu)},
+  };
+  for (const auto& [key, value] : features)
+    if (auto r = store.write(be + "/" + key, value); !r) return r.error();
+  if (auto r = store.switch_state(be, XenbusState::InitWait); !r) return r.error();
+  vif->be_state = XenbusState::InitWait;
+  if (auto r = store.watch(vif->paths.frontend, vif->token); !r) return r.error();
+
+  const VifId id = vif->id;
+  vifs_.emplace(id, std::move(vif));
+  return id;
+}
+
+Result<void> Backend::remove_vif(VifId id) {
+  Vif* vif = find(id);
+  if (!vif) return make_error(ENOENT, "no vif " + std::to_string(id.value));
+  disconnect(*vif, "removed by the toolstack");
+  (void)dom0_.store().unwatch(vif->paths.frontend, vif->token);
+  (void)dom0_.store().switch_state(vif->paths.backend, XenbusState::Closed);
+  auto r = toolstack_destroy_vif(dom0_.store(), vif->paths);
+  removed_ += vif->counters;
+  vifs_.erase(id);
+  return r;
+}
+
+Result<void> Backend::set_sink(VifId id, std::shared_ptr<Sink> sink) {
+  Vif* vif = find(id);
+  if (!vif) return make_error(ENOENT, "no vif " + std::to_string(id.value));
+  vif->opts.sink = sink ? std::move(sink) : default_sink_;
+  return {};
+}
+
+std::vector<int> Backend::fds() const { return {dom0_.evtchn().fd(), dom0_.store().watch_fd()}; }
+
+size_t Backend::poll() {
+  // Every vif is looked at on every poll, so an event only has to wake us: drain and re-enable the ports.
+  EventChannel& ev = dom0_.evtchn();
+  for (Port p : ev.pending()) ev.unmask(p);
+
+  size_t work = process_watches();
+  for (auto& [id, vif] : vifs_) work += ctrl_action(*vif);
+  work += tx_action();
+  work += rx_action();
+  payload_->end_poll();
+  std::set<Sink*> sinks;
+  for (auto& [id, vif] : vifs_) sinks.insert(vif->opts.sink.get());
+  for (Sink* s : sinks) s->end_poll();
+  work += publish_tx_responses();
+  return work;
+}
+
+size_t Backend::poll_until_idle(size_t max_rounds) {
+  size_t total = 0;
+  for (size_t i = 0; i < max_rounds; ++i) {
+    const size_t w = poll();
+    total += w;
+    if (w == 0) break;
+  }
+  return total;
+}
+
+// ---- xenbus ---------------------------------------------------------------------------------------------------
+
+size_t Backend::process_watches() {
+  auto events = dom0_.store().read_watches();
+  if (events.empty()) return 0;
+  std::set<VifId> changed;
+  for (const auto& ev : events)
+    for (auto& [id, vif] : vifs_)
+      if (ev.token == vif->token) changed.insert(id);
+  for (VifId id : changed)
+    if (Vif* vif = find(id)) frontend_changed(*vif);
+  return events.size();
+}
+
+// netback's frontend_changed(): follow the frontend through the states of docs/protocol.md 2.
+void Backend::frontend_changed(Vif& vif) {
+  Store& store = dom0_.store();
+  const std::string& be = vif.paths.backend;
+  auto set_state = [&](XenbusState s) {
+    if (vif.be_state == s) return;
+    vif.be_state = s;
+    (void)store.switch_state(be, s);
+  };
+  const XenbusState fe = store.read_state(vif.paths.frontend);
+  switch (fe) {
+    case XenbusState::Initialising:
+      // A frontend coming back after a Closed: offer the device again (netback's "prepare for reconnect").
+      if (vif.be_state == XenbusState::Closed) set_state(XenbusState::InitWait);
+      break;
+    case XenbusState::Initialised:
+    case XenbusState::InitWait:
+      break;
+    case XenbusState::Connected:
+      if (vif.be_state != XenbusState::InitWait) break;  // already connected, or closing
+      if (auto ok = connect(vif); !ok) {
+        // xenbus_dev_fatal: say why in the backend directory and close.
+        std::cerr << "pvnet-backend: " << vif.name << ": connect failed: " << ok.error().reason << "\n";
+        (void)store.write(be + "/error", ok.error().reason);
+        set_state(XenbusState::Closing);
+        set_state(XenbusState::Closed);
+      } else {
+        set_state(XenbusState::Connected);
+      }
+      break;
+    case XenbusState::Closing:
+      disconnect(vif, "frontend closing");
+      set_state(XenbusState::Closing);
+      set_state(XenbusState::Closed);
+      break;
+    case XenbusState::Closed:
+    case XenbusState::Unknown:  // the frontend's directory disappeared (or holds garbage)
+    case XenbusState::Reconfiguring:
+    case XenbusState::Reconfigured:
+      if (vif.be_state == XenbusState::Closed) break;
+      disconnect(vif, fe == XenbusState::Unknown ? "frontend directory gone" : "frontend closed");
+      if (vif.be_state != XenbusState::Closing) set_state(XenbusState::Closing);
+      set_state(XenbusState::Closed);
+      break;
+  }
+}
+
+// connect(): read the frontend's keys, map the rings (kept for the connection), bind the event channels.
+Result<void> Backend::connect(Vif& vif) {
+  Store& store = dom0_.store();
+  const std::string& fe = vif.paths.frontend;
+  auto read_u32 = [&](const char* key) -> std::optional<uint32_t> {
+    auto v = store.read_int(fe + "/" + key);
+    if (!v || *v < 0 || *v > UINT32_MAX) return std::nullopt;
+    return static_cast<uint32_t>(*v);
+  };
+  auto flag = [&](const char* key) { return read_u32(key).value_or(0) == 1; };
+
+  auto tx_ref = read_u32("tx-ring-ref");
+  auto rx_ref = read_u32("rx-ring-ref");
+  if (!tx_ref || !rx_ref) return make_error(EINVAL, "reading " + fe + "/tx-ring-ref and rx-ring-ref");
+  auto evtchn = read_u32("event-channel");
+  auto evtchn_tx = read_u32("event-channel-tx");
+  auto evtchn_rx = read_u32("event-channel-rx");
+  if (!evtchn && !(evtchn_tx && evtchn_rx))
+    return make_error(EINVAL, "reading " + fe + "/event-channel or event-channel-tx/-rx");
+  // Like Linux netback, grant copy is the only RX mode: a frontend that cannot take it is refused.
+  if (!flag("request-rx-copy")) return make_error(EOPNOTSUPP, fe + "/request-rx-copy is not 1");
+
+  std::optional<uint32_t> ctrl_ref, ctrl_evtchn;
+  if (vif.opts.offer_ctrl_ring) {
+    ctrl_ref = read_u32("ctrl-ring-ref");
+    if (ctrl_ref) {
+      ctrl_evtchn = read_u32("event-channel-ctrl");
+      if (!ctrl_evtchn) return make_error(EINVAL, "reading " + fe + "/event-channel-ctrl");
+    }
+  }
+  bool slots = false;
+  uint32_t slot_size = netif::kHeaderSlotSizeDefault;
+  if (vif.opts.offer_header_slots && vif.opts.offer_ctrl_ring && flag(netif::key::request_header_slots)) {
+    if (!ctrl_ref) return make_error(EINVAL, "request-header-slots without a control ring");
+    if (store.read_opt(fe + "/" + netif::key::header_slot_size)) {
+      auto s = read_u32(netif::key::header_slot_size);
+      if (!s || *s < netif::kHeaderSlotSizeMin || *s > netif::kHeaderSlotSizeMax || (*s & (*s - 1)) != 0)
+        return make_error(EINVAL, fe + "/header-slot-size is not a power of two from 64 to 2048");
+      slot_size = *s;
+    }
+    slots = true;
+  }
+
+  // Map the rings in one batch; all or nothing.
+  std::vector<MapOp> ops;
+  for (uint32_t ref : {*tx_ref, *rx_ref}) ops.push_back(map_op(vif.fe_dom, GrantRef{ref}, false));
+  if (ctrl_ref) ops.push_back(map_op(vif.fe_dom, GrantRef{*ctrl_ref}, false));
+  dom0_.mapper().map(ops);
+  std::vector<UnmapOp> undo;
+  bool all_ok = true;
+  for (const auto& op : ops) {
+    if (op.status == GntSt::okay) undo.push_back(unmap_op(op.handle));
+    else all_ok = false;
+  }
+  auto unmap_all = [&] {
+    if (!undo.empty()) dom0_.mapper().unmap(undo);
+  };
+  if (!all_ok) {
+    unmap_all();
+    return make_error(EINVAL, "mapping the rings of " + fe + " failed");
+  }
+  auto page = [](const MapOp& op) { return std::span<std::byte>(op.addr, kPageSize); };
+  auto tx = netif::TxBackRing::attach(page(ops[0]));
+  auto rx = netif::RxBackRing::attach(page(ops[1]));
+  if (!tx || !rx) {
+    unmap_all();
+    return make_error(EINVAL, "ring attach failed");
+  }
+
+  // Bind the event channels.
+  EventChannel& ev = dom0_.evtchn();
+  std::vector<Port> bound;
+  auto bind = [&](uint32_t remote) -> std::optional<Port> {
+    auto p = ev.bind_interdomain(vif.fe_dom, Port{remote});
+    if (!p) return std::nullopt;
+    bound.push_back(*p);
+    return *p;
+  };
+  auto unbind_all = [&] {
+    for (Port p : bound) (void)ev.unbind(p);
+  };
+  std::optional<Port> txp, rxp, ctrlp;
+  if (evtchn_tx && evtchn_rx) {
+    txp = bind(*evtchn_tx);
+    rxp = bind(*evtchn_rx);
+  } else {
+    txp = rxp = bind(*evtchn);
+  }
+  if (ctrl_evtchn) ctrlp = bind(*ctrl_evtchn);
+  if (!txp || !rxp || (ctrl_evtchn && !ctrlp)) {
+    unbind_all();
+    unmap_all();
+    return make_error(EINVAL, "binding the event channels of " + fe + " failed");
+  }
+
+  vif.tx.emplace(std::move(tx).value());
+  vif.rx.emplace(std::move(rx).value());
+  if (ctrl_ref) {
+    auto ctrl = netif::CtrlBackRing::attach(page(ops[2]));
+    if (!ctrl) {
+      unbind_all();
+      unmap_all();
+      vif.tx.reset();
+      vif.rx.reset();
+      return make_error(EINVAL, "control ring attach failed");
+    }
+    vif.ctrl.emplace(std::move(ctrl).value());
+    vif.ctrl_port = *ctrlp;
+  }
+  vif.ring_handles.clear();
+  for (const auto& op : ops) vif.ring_handles.push_back(op.handle);
+  vif.tx_port = *txp;
+  vif.rx_port = *rxp;
+  vif.split_evtchn = evtchn_tx && evtchn_rx;
+  vif.bound_ports = std::move(bound);
+  vif.header_slots = slots;
+  vif.slot_size = slot_size;
+  vif.fe_sg = flag("feature-sg");
+  vif.fe_gso_tcpv4 = flag("feature-gso-tcpv4");
+  vif.fe_gso_tcpv6 = flag("feature-gso-tcpv6");
+  vif.connected = true;
+  vif.disabled = false;
+  ++vif.generation;
+  return {};
+}
+
+// Releases everything held for the frontend: its rings, kept slot mappings, event channels, queued frames (its own
+// RX queue and its packets held in other vifs' queues). Lazy payload slots never outlive a poll.
+void Backend::disconnect(Vif& vif, const char* why) {
+  if (!vif.connected) return;
+  drop_rx_queue(vif, "dest_gone");
+  // Its packets waiting in other guests' RX queues: their grants are about to be ended by the frontend.
+  for (auto& [id, other] : vifs_) {
+    auto& q = other->rx_queue;
+    for (auto it = q.begin(); it != q.end();) {
+      if (it->has_completion && it->completion.src == vif.id && it->completion.generation == vif.generation) {
+        vif.counters.dropped["src_gone"]++;
+        it = q.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    other->counters.rx_queued = q.size();
+  }
+  EventChannel& ev = dom0_.evtchn();
+  for (Port p : vif.bound_ports) (void)ev.unbind(p);
+  vif.bound_ports.clear();
+  std::vector<UnmapOp> unmaps;
+  for (MapHandle h : vif.ring_handles) unmaps.push_back(unmap_op(h));
+  for (const auto& [gref, k] : vif.kept) unmaps.push_back(unmap_op(k.handle));
+  vif.tx.reset();
+  vif.rx.reset();
+  vif.ctrl.reset();
+  if (!unmaps.empty()) dom0_.mapper().unmap(unmaps);
+  vif.ring_handles.clear();
+  vif.kept.clear();
+  vif.counters.kept_pages = 0;
+  vif.tx_shadow.clear();
+  vif.header_slots = false;
+  vif.connected = false;
+  (void)why;
+}
+
+void Backend::fatal_tx_err(Vif& vif, const std::string& reason) {
+  if (vif.disabled) return;
+  vif.disabled = true;
+  ++vif.counters.tx_fatal_errors;
+  // Logged once, naming the interface, as xenvif_fatal_tx_err does ("fatal error; disabling device").
+  std::cerr << "pvnet-backend: " << vif.name << ": " << reason << "; fatal error; disabling device\n";
+  drop_rx_queue(vif, "dest_disabled");
+}
+
+void Backend::drop_rx_queue(Vif& vif, const char* reason) {
+  while (!vif.rx_queue.empty()) {
+    RxFrame f = std::move(vif.rx_queue.front());
+    vif.rx_queue.pop_front();
+    vif.counters.dropped[reason]++;
+    if (f.has_completion) complete_tx(f.completion, netif::rsp::dropped, reason);
+  }
+  vif.counters.rx_queued = 0;
+}
+
+uint32_t Backend::kept_pages_of(DomId dom) const {
+  uint32_t n = 0;
+  for (const auto& [id, v] : vifs_)
+    if (v->fe_dom == dom) n += static_cast<uint32_t>(v->kept.size());
+  return n;
+}
+
+// ---- TX completion ---------------------------------------------------------------------------------------------
+
+// The answers for one packet go to its vif's shadow list; publish_tx_responses() pushes them once per poll.
+void Backend::complete_tx(const TxCompletion& c, int16_t status, const std::string& drop_reason) {
+  Vif* vif = find(c.src);
+  if (!vif || !vif->connected || vif->generation != c.generation) return;  // that ring is gone
+  if (status == netif::rsp::okay) {
+    ++vif->counters.packets_out;
+    vif->counters.bytes_out += c.len;
+  } else if (!drop_reason.empty()) {
+    vif->counters.dropped[drop_reason]++;
+  }
+  for (const auto& s : c.slots)
+    vif->tx_shadow.push_back(netif::TxResponse{s.id, s.extra ? netif::rsp::null : status});
+}
+
+size_t Backend::publish_tx_responses() {
+  size_t work = 0;
+  for (auto& [id, vif] : vifs_) {
+    if (!vif->connected || vif->tx_shadow.empty()) continue;
+    for (const auto& r : vif->tx_shadow) vif->tx->produce_response(r);
+    work += vif->tx_shadow.size();
+    vif->counters.tx_responses += vif->tx_shadow.size();
+    vif->tx_shadow.clear();
+    if (vif->tx->push_responses_and_check_notify()) (void)dom0_.evtchn().notify(vif->tx_port);
+  }
+  return work;
+}
+
+// ---- accessors --------------------------------------------------------------------------------------------------
+
+Result<void> Backend::queue_rx(VifId id, RxFrame frame) {
+  Vif* vif = find(id);
+  if (!vif || !vif->connected || vif->disabled) return make_error(ENOTCONN, "vif not connected");
+  vif->rx_queue.push_back(std::move(frame));
+  vif->counters.rx_queued = vif->rx_queue.size();
+  return {};
+}
+
+bool Backend::rx_has_room(VifId id) const {
+  const Vif* vif = find(id);
+  if (!vif) return true;  // the sink will find it gone and drop (counted)
+  return vif->rx_queue.size() < vif->opts.rx_queue_max;
+}
+
+bool Backend::rx_connected(VifId id) const {
+  const Vif* vif = find(id);
+  return vif && vif->connected && !vif->disabled;
+}
+
+BackendCounters Backend::counters(VifId id) const {
+  const Vif* vif = find(id);
+  return vif ? vif->counters : BackendCounters{};
+}
+
+BackendCounters Backend::total() const {
+  BackendCounters t = removed_;
+  for (const auto& [id, vif] : vifs_) t += vif->counters;
+  t.grant = dom0_.mapper().counters();
+  return t;
+}
+
+XenbusState Backend::state(VifId id) const {
+  const Vif* vif = find(id);
+  return vif ? vif->be_state : XenbusState::Unknown;
+}
+bool Backend::connected(VifId id) const {
+  const Vif* vif = find(id);
+  return vif && vif->connected;
+}
+bool Backend::disabled(VifId id) const {
+  const Vif* vif = find(id);
+  return vif && vif->disabled;
+}
+bool Backend::header_slots(VifId id) const {
+  const Vif* vif = find(id);
+  return vif && vif->header_slots;
+}
+uint32_t Backend::header_slot_size(VifId id) const {
+  const Vif* vif = find(id);
+  return vif ? vif->slot_size : 0;
+}
+size_t Backend::kept_mappings(VifId id) const {
+  const Vif* vif = find(id);
+  return vif ? vif->kept.size() : 0;
+}
+std::string Backend::name(VifId id) const {
+  const Vif* vif = find(id);
+  return vif ? vif->name : std::string();
+}
+VifPaths Backend::paths(VifId id) const {
+  const Vif* vif = find(id);
+  return vif ? vif->paths : VifPaths{};
+}
+std::vector<VifId> Backend::vifs() const {
+  std::vector<VifId> ids;
+  for (const auto& [id, v] : vifs_) ids.push_back(id);
+  return ids;
+}
+
+}  // namespace pvnet

@@ -1,0 +1,116 @@
+// pvnet's netback: serves many vifs from one poll loop, in the shape of Linux xen-netback (xenvif, its queue,
+// xenvif_tx_build_gops / xenvif_rx_action) plus the header-slot extension of docs/protocol.md.
+//
+// Per poll: store watches (xenbus state machine per vif), control rings (static-grant registration), then the TX
+// phase of every vif (requests copied to private memory, validated, headers copied out of kept slots or by one
+// batched grant copy, packets handed to each vif's sink), then the RX phase of every vif (one batched grant copy
+// into the guests' posted buffers), then one batched release of the payload pages touched, then each ring's
+// responses published with one push (a shadow list, as DPDK's shadow used ring).
+//
+// It takes dom0's Platform and touches guest memory only through its GrantMapper (map, copy, lazy window).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/counters.hpp"
+#include "backend/payload_policy.hpp"
+#include "backend/sink.hpp"
+#include "backend/toolstack.hpp"
+#include "backend/tx_packet.hpp"
+#include "grant-sim/platform.hpp"
+
+namespace pvnet {
+
+struct BackendOptions {
+  PayloadPolicyKind payload_policy = PayloadPolicyKind::slots;
+  uint32_t max_kept_pages_per_domain = 64;  // GET_GREF_MAPPING_SIZE answer: header-slot pages kept per frontend dom
+  uint32_t tx_budget = 64;                  // packets taken off one vif's TX ring per poll (NAPI's weight)
+  size_t lazy_window_pages = 1024;          // slots policy: payload pages exposable at once
+};
+
+struct VifOptions {
+  std::string mac = "00:16:3e:00:00:01";
+  uint32_t mtu = 1500;          // largest non-GSO L3 payload forwarded; longer frames are dropped (over_mtu)
+  bool offer_header_slots = true;  // feature-header-slots
+  bool offer_ctrl_ring = true;     // feature-ctrl-ring
+  std::shared_ptr<Sink> sink;      // where this vif's TX packets go; a NullSink if empty
+  size_t rx_queue_max = 256;       // frames held for this vif's RX before senders are held back
+};
+
+class Backend {
+ public:
+  // Fails only if the payload policy cannot be set up (e.g. no lazy window).
+  static Result<std::unique_ptr<Backend>> create(Platform& dom0, BackendOptions options = {});
+  ~Backend();
+  Backend(const Backend&) = delete;
+  Backend& operator=(const Backend&) = delete;
+
+  // Toolstack + backend probe: creates the store directories of docs/protocol.md 1, writes the feature keys,
+  // goes InitWait and watches the frontend. The vif connects when its frontend goes Connected (in poll()).
+  Result<VifId> add_vif(DomId frontend, uint32_t handle, VifOptions options = {});
+  // Tears the vif down (as on frontend Closed) and removes both store directories.
+  Result<void> remove_vif(VifId vif);
+  Result<void> set_sink(VifId vif, std::shared_ptr<Sink> sink);
+
+  // Non-blocking: one pass over store watches, control rings, TX and RX of every vif. Returns the work done
+  // (watch events, control requests, TX requests and RX buffers consumed, responses published); 0 means nothing
+  // to do and every ring re-armed its event index: wait on fds() before the next poll.
+  size_t poll();
+  // What to wait on between polls: the event-channel fd and the store's watch fd.
+  std::vector<int> fds() const;
+  // poll() until it returns 0, at most max_rounds times. Returns the total work.
+  size_t poll_until_idle(size_t max_rounds = 1000);
+
+  // Frames from dom0 to a vif's guest (a local source, e.g. a future TAP sink): delivered by grant copy from
+  // `frame.local` (and `frame.frags`). Fails if the vif is not connected; the queue bound is rx_has_room().
+  Result<void> queue_rx(VifId vif, RxFrame frame);
+  bool rx_has_room(VifId vif) const;
+  bool rx_connected(VifId vif) const;  // connected and not disabled
+
+  BackendCounters counters(VifId vif) const;
+  BackendCounters total() const;  // every vif (also those removed) plus the mapper's GrantCounters
+  XenbusState state(VifId vif) const;
+  bool connected(VifId vif) const;
+  bool disabled(VifId vif) const;     // a protocol violation disabled its TX/RX (fatal_tx_err)
+  bool header_slots(VifId vif) const; // negotiated with its frontend
+  uint32_t header_slot_size(VifId vif) const;
+  size_t kept_mappings(VifId vif) const;  // header-slot pages currently mapped for it
+  std::string name(VifId vif) const;      // "vif<F>.<N>", as Linux names the interface
+  VifPaths paths(VifId vif) const;
+  std::vector<VifId> vifs() const;
+  PayloadPolicy& payload_policy() { return *payload_; }
+  Platform& platform() { return dom0_; }
+
+  struct Vif;  // backend/vif.hpp
+
+ private:
+  Backend(Platform& dom0, BackendOptions options, std::unique_ptr<PayloadPolicy> payload);
+
+  Vif* find(VifId id) const;
+  size_t process_watches();
+  void frontend_changed(Vif& vif);
+  Result<void> connect(Vif& vif);
+  void disconnect(Vif& vif, const char* why);
+  void fatal_tx_err(Vif& vif, const std::string& reason);
+  size_t ctrl_action(Vif& vif);
+  size_t tx_action();
+  size_t rx_action();
+  size_t publish_tx_responses();
+  void complete_tx(const TxCompletion& c, int16_t status, const std::string& drop_reason);
+  void drop_rx_queue(Vif& vif, const char* reason);
+  uint32_t kept_pages_of(DomId dom) const;
+
+  Platform& dom0_;
+  BackendOptions options_;
+  std::unique_ptr<PayloadPolicy> payload_;
+  std::shared_ptr<Sink> default_sink_;
+  std::map<VifId, std::unique_ptr<Vif>> vifs_;
+  uint32_t next_vif_ = 1;
+  BackendCounters removed_;  // counters of vifs already removed, kept in the total
+};
+
+}  // namespace pvnet

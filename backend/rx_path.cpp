@@ -1,0 +1,172 @@
+// The RX path (dom0 -> guest), in the shape of xenvif_rx_action: for each vif with queued frames, take as many of
+// the guest's posted buffers as each frame needs (a page each, filled from offset 0; one more slot for a GSO
+// extra), build the grant copies (dom0 bytes -> guest, or source guest's gref -> this guest's gref), do ONE
+// batched grant copy for every vif of the poll, then answer each buffer.
+#include <algorithm>
+#include <cstring>
+
+#include "backend/vif.hpp"
+
+namespace pvnet {
+
+namespace {
+
+struct RxWork {
+  Backend::Vif* vif = nullptr;
+  RxFrame frame;
+  size_t op_begin = 0, op_end = 0;
+  std::vector<netif::RxResponse> rsps;  // in ring order; the GSO extra (if any) is rsps[1], as raw bytes
+  size_t extra_at = SIZE_MAX;
+};
+
+uint16_t rx_csum_flags(uint16_t flags) {
+  // Linux: CHECKSUM_PARTIAL -> csum_blank | data_validated; CHECKSUM_UNNECESSARY -> data_validated.
+  if (flags & netif::rxf::csum_blank) return netif::rxf::csum_blank | netif::rxf::data_validated;
+  return flags & netif::rxf::data_validated;
+}
+
+}  // namespace
+
+size_t Backend::rx_action() {
+  std::vector<RxWork> works;
+  std::vector<CopyOp> ops;
+  size_t work = 0;
+
+  for (auto& [vid, vifp] : vifs_) {
+    Vif& vif = *vifp;
+    if (!vif.connected || vif.disabled || vif.rx_queue.empty()) continue;
+    auto& ring = *vif.rx;
+    auto checked = ring.checked_req_prod();
+    if (!checked) {
+      fatal_tx_err(vif, "RX " + checked.error().reason);
+      continue;
+    }
+    while (!vif.rx_queue.empty()) {
+      RxFrame& f = vif.rx_queue.front();
+      const uint32_t nbuf = std::max<uint32_t>(1, (f.len + kPageSize - 1) / kPageSize);
+      const bool gso = f.gso.present();
+      const char* drop = nullptr;
+      if (f.len == 0 || f.len > netif::kMaxFrameBytes) drop = "rx_bad_length";
+      else if (nbuf > 1 && !vif.fe_sg) drop = "rx_no_sg";  // the frontend takes only single-buffer frames
+      else if (gso && !((f.gso.type == netif::gso_type::tcpv4 && vif.fe_gso_tcpv4) ||
+                        (f.gso.type == netif::gso_type::tcpv6 && vif.fe_gso_tcpv6)))
+        drop = "rx_no_gso";
+      else if (nbuf + (gso ? 1 : 0) > ring.size()) drop = "rx_too_many_slots";
+      if (drop) {
+        vif.counters.dropped[drop]++;
+        if (f.has_completion) complete_tx(f.completion, netif::rsp::error, drop);
+        vif.rx_queue.pop_front();
+        continue;
+      }
+      const uint32_t need = nbuf + (gso ? 1 : 0);
+      if (ring.unconsumed_requests() < need) break;  // wait for the guest to post more buffers
+
+      RxWork w;
+      w.vif = &vif;
+      w.frame = std::move(f);
+      vif.rx_queue.pop_front();
+      RxFrame& fr = w.frame;
+      w.op_begin = ops.size();
+
+      // Consume the buffers: data buffers in ring order, the GSO extra's slot right after the first.
+      std::vector<netif::RxRequest> bufs;
+      for (uint32_t i = 0; i < need; ++i) {
+        const netif::RxRequest req = ring.consume_request();
+        if (gso && i == 1) {
+          w.extra_at = 1;
+          w.rsps.push_back(netif::RxResponse{});  // filled below
+          continue;
+        }
+        bufs.push_back(req);
+        w.rsps.push_back(netif::RxResponse{req.id, 0, 0, 0});
+      }
+      vif.counters.rx_requests += need;
+      work += need;
+
+      // Copy segments: source chunks (local bytes, then frags) cut at the destination page boundaries.
+      size_t b = 0;
+      uint32_t dst_off = 0;
+      auto emit = [&](CopySide src, uint32_t len, bool local) {
+        uint32_t done = 0;
+        while (done < len) {
+          if (dst_off == kPageSize) {
+            ++b;
+            dst_off = 0;
+          }
+          const uint32_t n = std::min(len - done, kPageSize - dst_off);
+          CopySide s = src;
+          if (local) s.ptr += done;
+          else s.offset = static_cast<uint16_t>(s.offset + done);
+          ops.push_back(copy_op(s, CopySide::gref(vif.fe_dom, bufs[b].gref, static_cast<uint16_t>(dst_off)),
+                               n));
+          dst_off += n;
+          done += n;
+        }
+      };
+      if (!fr.local.empty())
+        emit(CopySide::local(fr.local.data()), static_cast<uint32_t>(fr.local.size()), true);
+      for (const auto& fg : fr.frags)
+        if (fg.len != 0) emit(CopySide::gref(fg.dom, fg.gref, fg.offset), fg.len, false);
+      w.op_end = ops.size();
+
+      // Responses: status = bytes in the buffer, more_data on all but the last, flags on the first.
+      uint32_t left = fr.len;
+      size_t bi = 0;
+      for (size_t i = 0; i < w.rsps.size(); ++i) {
+        if (i == w.extra_at) continue;
+        auto& r = w.rsps[i];
+        const uint32_t n = std::min(left, kPageSize);
+        left -= n;
+        r.status = static_cast<int16_t>(n);
+        if (bi + 1 < bufs.size()) r.flags |= netif::rxf::more_data;
+        if (bi == 0) {
+          r.flags |= rx_csum_flags(fr.rx_flags);
+          if (gso) r.flags |= netif::rxf::extra_info;
+        }
+        ++bi;
+      }
+      if (gso) {
+        netif::ExtraInfo e{};
+        e.type = netif::extra_type::gso;
+        e.flags = 0;
+        e.u.gso.size = fr.gso.size;
+        e.u.gso.type = fr.gso.type;
+        std::memcpy(&w.rsps[w.extra_at], &e, sizeof(e));
+      }
+      works.push_back(std::move(w));
+    }
+    vif.counters.rx_queued = vif.rx_queue.size();
+    // Frames still waiting for buffers: have the guest notify us when it posts more.
+    if (!vif.rx_queue.empty() && ring.final_check_for_requests()) ++work;
+  }
+
+  if (!ops.empty()) dom0_.mapper().copy(ops);
+
+  std::vector<Vif*> touched;
+  for (auto& w : works) {
+    Vif& vif = *w.vif;
+    bool ok = true;
+    for (size_t i = w.op_begin; i < w.op_end; ++i) ok = ok && ops[i].status == GntSt::okay;
+    vif.counters.rx_copy_ops += w.op_end - w.op_begin;
+    if (!ok) {
+      ++vif.counters.rx_copy_errors;
+      vif.counters.dropped["rx_copy_error"]++;
+      for (size_t i = 0; i < w.rsps.size(); ++i)
+        if (i != w.extra_at) w.rsps[i].status = netif::rsp::error;
+    } else {
+      ++vif.counters.rx_packets;
+      vif.counters.rx_bytes += w.frame.len;
+      if (w.frame.gso.present()) ++vif.counters.rx_gso_packets;
+    }
+    for (const auto& r : w.rsps) vif.rx->produce_response(r);
+    vif.counters.rx_responses += w.rsps.size();
+    if (std::find(touched.begin(), touched.end(), &vif) == touched.end()) touched.push_back(&vif);
+    if (w.frame.has_completion)
+      complete_tx(w.frame.completion, ok ? netif::rsp::okay : netif::rsp::error, ok ? "" : "rx_copy_error");
+  }
+  for (Vif* vif : touched)
+    if (vif->rx->push_responses_and_check_notify()) (void)dom0_.evtchn().notify(vif->rx_port);
+  return work;
+}
+
+}  // namespace pvnet

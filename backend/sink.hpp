@@ -1,0 +1,44 @@
+// Where a TX packet goes once the backend has judged it. A sink answers at once (done: OKAY, or a drop with its
+// reason) or keeps the packet and has the backend answer later (held: the vif sink, whose grant copy into the
+// destination guest happens in the RX phase of the same or a later poll).
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "backend/counters.hpp"
+#include "backend/payload_policy.hpp"
+#include "backend/tx_packet.hpp"
+#include "shared-ring/netif.hpp"
+
+namespace pvnet {
+
+struct SinkResult {
+  enum class Kind : uint8_t { done, held };
+  Kind kind = Kind::done;
+  int16_t status = netif::rsp::okay;  // for done: NETIF_RSP_OKAY, _ERROR or _DROPPED
+  std::string drop_reason;            // for a done that is not OKAY: the key counted in BackendCounters::dropped
+
+  static SinkResult okay() { return {}; }
+  static SinkResult drop(int16_t status, std::string reason) { return {Kind::done, status, std::move(reason)}; }
+  static SinkResult held() { return {Kind::held, netif::rsp::okay, {}}; }
+};
+
+class Sink {
+ public:
+  virtual ~Sink() = default;
+  virtual std::string name() const = 0;
+  // Back-pressure: may a packet from `src` be taken now? false: the backend stops consuming src's TX ring for
+  // this poll (the requests stay on the ring; nothing is dropped).
+  virtual bool ready(VifId src) const {
+    (void)src;
+    return true;
+  }
+  // Takes the packet. On held the sink has moved the packet (its completion included) away; on done the backend
+  // answers pkt.completion with the result's status. `src` are the source vif's counters (the sink adds what it
+  // made dom0 do: payload bytes read, pages touched).
+  virtual SinkResult consume(TxPacket& pkt, PayloadPolicy& payload, BackendCounters& src) = 0;
+  // Once per poll, after every packet of the poll went through.
+  virtual void end_poll() {}
+};
+
+}  // namespace pvnet

@@ -1,0 +1,56 @@
+#include "backend/toolstack.hpp"
+
+#include <cerrno>
+
+// xs_set_permissions has no place in the Store interface yet; the simulator offers it as a free function over any
+// Store it made (ENOTSUP on another kind). Only this file uses it.
+#include "grant-sim/sim_store.hpp"
+
+namespace pvnet {
+
+VifPaths vif_paths(DomId backend, DomId frontend, uint32_t handle) {
+  const std::string n = std::to_string(handle);
+  return VifPaths{"/local/domain/" + std::to_string(frontend.value) + "/device/vif/" + n,
+                  "/local/domain/" + std::to_string(backend.value) + "/backend/vif/" +
+                      std::to_string(frontend.value) + "/" + n};
+}
+
+Result<VifPaths> toolstack_create_vif(Store& store, DomId backend, DomId frontend, uint32_t handle,
+                                      std::string_view mac) {
+  VifPaths p = vif_paths(backend, frontend, handle);
+  const std::string init = std::to_string(static_cast<int>(XenbusState::Initialising));
+  // Frontend directory first, then hand it to the frontend: nodes dom0 writes below it inherit its permissions.
+  if (auto r = store.write(p.frontend, ""); !r) return r.error();
+  if (auto r = set_perms(store, p.frontend, NodePerms{frontend, {}}); !r && r.error().code != ENOTSUP)
+    return r.error();
+  struct Kv {
+    std::string path;
+    std::string value;
+  };
+  const Kv nodes[] = {
+      {p.frontend + "/backend", p.backend},
+      {p.frontend + "/backend-id", std::to_string(backend.value)},
+      {p.frontend + "/handle", std::to_string(handle)},
+      {p.frontend + "/mac", std::string(mac)},
+      {p.frontend + "/state", init},
+      {p.backend + "/frontend", p.frontend},
+      {p.backend + "/frontend-id", std::to_string(frontend.value)},
+      {p.backend + "/handle", std::to_string(handle)},
+      {p.backend + "/mac", std::string(mac)},
+      {p.backend + "/online", "1"},
+      {p.backend + "/state", init},
+  };
+  for (const auto& kv : nodes)
+    if (auto r = store.write(kv.path, kv.value); !r) return r.error();
+  return p;
+}
+
+Result<void> toolstack_destroy_vif(Store& store, const VifPaths& paths) {
+  auto a = store.remove(paths.backend);
+  auto b = store.remove(paths.frontend);
+  if (!a && a.error().code != ENOENT) return a.error();
+  if (!b && b.error().code != ENOENT) return b.error();
+  return {};
+}
+
+}  // namespace pvnet

@@ -1,0 +1,79 @@
+// A TX packet as the backend hands it to a sink: the header bytes in dom0's private memory (copied out of the
+// guest, so the guest can no longer change them) and the payload as grant references, left UNMAPPED. A sink that
+// must read the payload asks the payload policy for it; one that forwards it grant-copies gref to gref.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "shared-ring/ids.hpp"
+#include "shared-ring/netif.hpp"
+#include "shared-ring/packet_headers.hpp"
+
+namespace pvnet {
+
+struct VifIdTag {};
+using VifId = StrongId<VifIdTag, uint32_t>;  // the backend's handle for one vif (frontend domain + device handle)
+
+// One payload piece: `len` bytes at `offset` in the page the guest `dom` granted as `gref`. Never crosses a page.
+struct TxFrag {
+  DomId dom;
+  GrantRef gref;
+  uint16_t offset = 0;
+  uint16_t len = 0;
+  // Set by PayloadPolicy::expose(): where the sink may read the bytes (a lazy pointer under `slots`: the first
+  // touch faults the page in). Valid until the policy's end_poll().
+  const std::byte* data = nullptr;
+  int32_t window_slot = -1;  // the lazy-window slot behind `data`, if any
+};
+
+struct GsoInfo {
+  uint8_t type = netif::gso_type::none;  // XEN_NETIF_GSO_TYPE_*
+  uint16_t size = 0;                     // MSS
+  bool present() const { return type != netif::gso_type::none; }
+};
+
+// One request of the packet to answer: its id, and whether the slot carried an extra-info (answered NULL).
+struct TxResponseSlot {
+  uint16_t id = 0;
+  bool extra = false;
+};
+
+// Who to answer once a packet that a sink held (vif sink) is done: the source vif, as it was when the packet was
+// taken (a reconnect bumps the generation, so a stale completion is dropped instead of answering a new ring).
+struct TxCompletion {
+  VifId src;
+  uint64_t generation = 0;
+  std::vector<TxResponseSlot> slots;
+  uint32_t len = 0;  // the packet's length, for bytes_out
+};
+
+struct TxPacket {
+  VifId src;
+  DomId src_dom;
+  std::vector<std::byte> header;  // private copy: first bytes of the frame (slot contents, or up to 128 copied)
+  std::vector<TxFrag> frags;      // the rest of the frame, in order
+  uint32_t len = 0;               // the whole frame: header.size() + sum of frag lengths
+  HeaderInfo hdr;                 // parse_headers() over `header` (the private copy, never the slot)
+  GsoInfo gso;
+  uint16_t tx_flags = 0;          // NETTXF_csum_blank / NETTXF_data_validated, as the guest set them
+  bool header_slot = false;       // header came from a kept header slot
+  TxCompletion completion;        // the requests to answer
+
+  uint32_t payload_len() const { return len - static_cast<uint32_t>(header.size()); }
+};
+
+// A frame waiting for a guest's RX buffers: `local` bytes in dom0 memory first (a forwarded packet's header, or a
+// whole frame from a local source), then `frags` grant-copied straight from the source guest's pages.
+struct RxFrame {
+  std::vector<std::byte> local;
+  std::vector<TxFrag> frags;
+  uint32_t len = 0;
+  GsoInfo gso;
+  uint16_t rx_flags = 0;  // NETRXF_csum_blank / NETRXF_data_validated
+  bool has_completion = false;
+  TxCompletion completion;  // the source's TX requests, answered once the frame is delivered or dropped
+};
+
+}  // namespace pvnet

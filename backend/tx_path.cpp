@@ -1,0 +1,254 @@
+// The TX path (guest -> dom0), in the shape of xenvif_tx_build_gops + xenvif_tx_submit: copy each request into
+// private memory once, validate the packet's whole chain, take the header (memcpy out of a kept header slot, or a
+// grant copy of up to 128 bytes for plain netif, batched over every vif of the poll), parse that private copy,
+// and hand the packet to the vif's sink with its payload still unmapped.
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <string>
+
+#include "backend/vif.hpp"
+
+namespace pvnet {
+
+namespace {
+
+// Linux xen-netback: a packet of more than XEN_NETBK_LEGACY_SLOTS_MAX (= XEN_NETIF_NR_SLOTS_MIN) slots is dropped
+// with an error; one of fatal_skb_slots (20) or more is a protocol violation.
+constexpr uint32_t kMaxSlotsPerPacket = netif::kNrSlotsMin;
+constexpr uint32_t kFatalSlots = 20;
+// XEN_NETBACK_TX_COPY_LEN: what Linux grant-copies of a plain-netif packet's first piece into the skb head.
+constexpr uint32_t kPlainHeaderCopy = 128;
+
+struct Built {
+  Backend::Vif* vif = nullptr;
+  TxPacket pkt;
+  size_t copy_op = SIZE_MAX;  // plain netif: index of its header copy in this poll's batch
+  int16_t drop_status = 0;    // != 0: answer with it (odd but legal packet), reason in drop_reason
+  std::string drop_reason;
+};
+
+enum class Chain { ok, incomplete, fatal };
+
+}  // namespace
+
+size_t Backend::tx_action() {
+  std::vector<Built> built;
+  std::vector<CopyOp> copies;
+  size_t work = 0;
+
+  for (auto& [vid, vifp] : vifs_) {
+    Vif& vif = *vifp;
+    if (!vif.connected || vif.disabled) continue;
+    auto& ring = *vif.tx;
+    auto checked = ring.checked_req_prod();
+    if (!checked) {
+      fatal_tx_err(vif, "TX " + checked.error().reason);
+      continue;
+    }
+    const ring::RingIdx prod = *checked;
+    bool stalled = false;
+
+    for (uint32_t budget = options_.tx_budget; budget > 0; --budget) {
+      const ring::RingIdx cons = ring.req_cons();
+      const uint32_t avail = prod - cons;
+      if (avail == 0) break;
+      if (!vif.opts.sink->ready(vif.id)) {
+        stalled = true;
+        break;
+      }
+
+      // The chain: first request, its extras, its following pieces. Every field is read from a private copy.
+      std::string why;
+      Chain chain = Chain::ok;
+      uint32_t idx = 0;
+      const netif::TxRequest first = ring.copy_request(cons + idx++);
+      std::array<netif::ExtraInfo, netif::extra_type::max> extras{};  // indexed by type - 1
+      std::vector<TxResponseSlot> extra_slots;
+      if (first.flags & netif::txf::extra_info) {
+        for (;;) {
+          if (idx >= avail) { chain = Chain::incomplete; break; }
+          const netif::TxRequest raw = ring.copy_request(cons + idx++);
+          netif::ExtraInfo extra;
+          static_assert(sizeof(extra) <= sizeof(raw));
+          std::memcpy(&extra, &raw, sizeof(extra));
+          extra_slots.push_back(TxResponseSlot{0, true});
+          if (extra.type == netif::extra_type::none || extra.type >= netif::extra_type::max) {
+            chain = Chain::fatal;
+            why = "Invalid extra type: " + std::to_string(extra.type);
+            break;
+          }
+          if (extras[extra.type - 1].type != netif::extra_type::none) {
+            chain = Chain::fatal;
+            why = "Repeated extra type: " + std::to_string(extra.type);
+            break;
+          }
+          extras[extra.type - 1] = extra;
+          if (!(extra.flags & netif::extra_flag::more)) break;
+        }
+      }
+      std::vector<netif::TxRequest> pieces;
+      uint16_t flags = first.flags;
+      while (chain == Chain::ok && (flags & netif::txf::more_data)) {
+        if (1 + pieces.size() >= kFatalSlots) {
+          chain = Chain::fatal;
+          why = "Too many slots (" + std::to_string(kFatalSlots) + " or more) in one packet";
+          break;
+        }
+        if (idx >= avail) { chain = Chain::incomplete; break; }
+        pieces.push_back(ring.copy_request(cons + idx++));
+        flags = pieces.back().flags;
+      }
+      if (chain == Chain::incomplete) {
+        // A packet's requests are published together (netfront pushes whole packets); a chain that runs past
+        // req_prod is what Linux reports as "Missing extra info" / "Asked for N slots but exceeds this limit".
+        chain = Chain::fatal;
+        why = "packet chain of " + std::to_string(idx) + "+ slots runs past req_prod (" + std::to_string(avail) +
+              " published)";
+      }
+      if (chain == Chain::fatal) {
+        fatal_tx_err(vif, why);
+        break;
+      }
+
+      // Whole-chain checks (docs/protocol.md 4 "Errors", 5 "Backend checks").
+      uint32_t rest = 0;
+      for (const auto& p : pieces) {
+        if (uint32_t{p.offset} + p.size > kPageSize) {
+          why = "Cross page boundary, txp->offset: " + std::to_string(p.offset) + ", size: " + std::to_string(p.size);
+          break;
+        }
+        rest += p.size;
+      }
+      if (why.empty() && rest > first.size)
+        why = "Invalid tx request: first size " + std::to_string(first.size) + " < rest " + std::to_string(rest);
+      const uint32_t first_len = why.empty() ? first.size - rest : 0;
+      if (why.empty() && uint32_t{first.offset} + first_len > kPageSize)
+        why = "Cross page boundary, txp->offset: " + std::to_string(first.offset) +
+              ", size: " + std::to_string(first_len);
+      const bool slot = first.flags & netif::txf::header_slot;
+      const KeptMapping* kept = nullptr;
+      if (why.empty() && slot) {
+        auto it = vif.kept.find(first.gref);
+        if (!vif.header_slots)
+          why = "header-slot request without negotiated header slots";
+        else if (it == vif.kept.end())
+          why = "header-slot gref " + std::to_string(first.gref.value) + " is not a kept mapping";
+        else if (first.offset % vif.slot_size != 0)
+          why = "header-slot offset " + std::to_string(first.offset) + " is not a multiple of " +
+                std::to_string(vif.slot_size);
+        else if (first_len > vif.slot_size)
+          why = "header length " + std::to_string(first_len) + " exceeds the slot size " +
+                std::to_string(vif.slot_size);
+        else
+          kept = &it->second;
+      }
+      const auto& gso_extra = extras[netif::extra_type::gso - 1];
+      if (why.empty() && gso_extra.type == netif::extra_type::gso) {
+        if (gso_extra.u.gso.size == 0) why = "GSO size must not be zero";
+        else if (gso_extra.u.gso.type != netif::gso_type::tcpv4 && gso_extra.u.gso.type != netif::gso_type::tcpv6)
+          why = "Bad GSO type " + std::to_string(gso_extra.u.gso.type);
+      }
+      if (!why.empty()) {
+        fatal_tx_err(vif, why);
+        break;
+      }
+
+      // The packet is well formed: take it off the ring.
+      ring.advance_req_cons(idx);
+      vif.counters.tx_requests += idx;
+      work += idx;
+      Built b;
+      b.vif = &vif;
+      TxPacket& pkt = b.pkt;
+      pkt.src = vif.id;
+      pkt.src_dom = vif.fe_dom;
+      pkt.len = first.size;
+      pkt.tx_flags = first.flags & (netif::txf::csum_blank | netif::txf::data_validated);
+      pkt.header_slot = slot;
+      if (gso_extra.type == netif::extra_type::gso) pkt.gso = GsoInfo{gso_extra.u.gso.type, gso_extra.u.gso.size};
+      auto& c = pkt.completion;
+      c.src = vif.id;
+      c.generation = vif.generation;
+      c.len = first.size;
+      c.slots.push_back(TxResponseSlot{first.id, false});
+      c.slots.insert(c.slots.end(), extra_slots.begin(), extra_slots.end());
+      for (const auto& p : pieces) c.slots.push_back(TxResponseSlot{p.id, false});
+      ++vif.counters.packets_in;
+      vif.counters.bytes_in += first.size;
+
+      if (pieces.size() + 1 > kMaxSlotsPerPacket) {
+        b.drop_status = netif::rsp::error;
+        b.drop_reason = "too_many_slots";
+      } else if (first.size < kEthHdrLen) {
+        b.drop_status = netif::rsp::error;
+        b.drop_reason = "runt";
+      } else if (kept) {
+        // The header leaves the guest's slot here, before anyone parses it: the guest may rewrite the slot.
+        pkt.header.resize(first_len);
+        std::memcpy(pkt.header.data(), kept->addr + first.offset, first_len);
+        vif.counters.backend_memcpy_bytes += first_len;
+        vif.counters.header_bytes += first_len;
+        ++vif.counters.slots_used;
+        ++vif.counters.tx_header_slot_packets;
+      } else {
+        const uint32_t hl = std::min(first_len, kPlainHeaderCopy);
+        pkt.header.resize(hl);
+        if (hl != 0) {
+          b.copy_op = copies.size();
+          copies.push_back(copy_op(CopySide::gref(vif.fe_dom, first.gref, first.offset),
+                                  CopySide::local(pkt.header.data()), hl));
+        }
+        ++vif.counters.tx_plain_packets;
+        if (first_len > hl)
+          pkt.frags.push_back(TxFrag{vif.fe_dom, first.gref, static_cast<uint16_t>(first.offset + hl),
+                                     static_cast<uint16_t>(first_len - hl)});
+      }
+      for (const auto& p : pieces)
+        if (p.size != 0) pkt.frags.push_back(TxFrag{vif.fe_dom, p.gref, p.offset, p.size});
+      built.push_back(std::move(b));
+    }
+
+    if (stalled) ++vif.counters.tx_backpressure_stalls;
+    // Ring drained: re-arm req_event (RING_FINAL_CHECK_FOR_REQUESTS) so the frontend's next push notifies us.
+    if (!stalled && !vif.disabled && ring.req_cons() == prod && ring.final_check_for_requests())
+      ++work;  // more arrived meanwhile: poll again
+  }
+
+  // One grant copy for every plain-netif header of the poll.
+  if (!copies.empty()) dom0_.mapper().copy(copies);
+
+  for (auto& b : built) {
+    Vif& vif = *b.vif;
+    TxPacket& pkt = b.pkt;
+    if (b.drop_status == 0 && b.copy_op != SIZE_MAX) {
+      if (copies[b.copy_op].status != GntSt::okay) {
+        b.drop_status = netif::rsp::error;
+        b.drop_reason = "bad_header_grant";
+      } else {
+        vif.counters.header_bytes += pkt.header.size();
+      }
+    }
+    if (b.drop_status == 0) {
+      pkt.hdr = parse_headers(pkt.header);
+      // The MTU bounds the L3 packet of a non-GSO frame; a GSO super-frame is bounded by the 16-bit size.
+      const uint32_t l2 = std::max<uint32_t>(pkt.hdr.l2_len, kEthHdrLen);
+      if (!pkt.gso.present() && pkt.len > l2 && pkt.len - l2 > vif.opts.mtu) {
+        b.drop_status = netif::rsp::error;
+        b.drop_reason = "over_mtu";
+      }
+    }
+    if (b.drop_status != 0) {
+      complete_tx(pkt.completion, b.drop_status, b.drop_reason);
+      continue;
+    }
+    if (pkt.gso.present()) ++vif.counters.tx_gso_packets;
+    vif.counters.tx_frags += pkt.frags.size();
+    TxCompletion completion = pkt.completion;  // a sink that holds the packet moves it away
+    SinkResult r = vif.opts.sink->consume(pkt, *payload_, vif.counters);
+    if (r.kind == SinkResult::Kind::done) complete_tx(completion, r.status, r.drop_reason);
+  }
+  return work;
+}
+
+}  // namespace pvnet

@@ -1,0 +1,75 @@
+// One vif as the backend holds it (Linux's struct xenvif with its single queue): xenbus state, the rings and
+// event channels it mapped and bound on connect, the kept header-slot mappings, the RX queue, the TX shadow
+// responses, counters. Internal to backend/*.cpp.
+#pragma once
+#include <deque>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "backend/backend.hpp"
+#include "shared-ring/netif.hpp"
+
+namespace pvnet {
+
+// A header-slot page the frontend registered (ADD_GREF_MAPPING), mapped for the connection's life.
+struct KeptMapping {
+  const std::byte* addr = nullptr;
+  MapHandle handle;
+};
+
+// Grant ops with their out-fields defaulted (aggregate init of only the in-fields trips -Wmissing-field-initializers).
+inline MapOp map_op(DomId dom, GrantRef ref, bool readonly) {
+  MapOp op;
+  op.dom = dom;
+  op.ref = ref;
+  op.readonly = readonly;
+  return op;
+}
+inline UnmapOp unmap_op(MapHandle h) {
+  UnmapOp op;
+  op.handle = h;
+  return op;
+}
+inline CopyOp copy_op(CopySide src, CopySide dst, uint32_t len) {
+  CopyOp op;
+  op.src = src;
+  op.dst = dst;
+  op.len = static_cast<uint16_t>(len);
+  return op;
+}
+
+struct Backend::Vif {
+  VifId id;
+  DomId fe_dom;
+  uint32_t handle = 0;
+  VifOptions opts;
+  std::string name;  // vif<F>.<N>
+  VifPaths paths;
+  std::string token;  // the store watch token
+  XenbusState be_state = XenbusState::Initialising;
+
+  // Set at connect, cleared at disconnect.
+  bool connected = false;
+  bool disabled = false;     // fatal_tx_err: protocol violation; stays until the frontend reconnects
+  uint64_t generation = 0;   // bumped per connect; stale TxCompletions of an older connection are ignored
+  bool header_slots = false;
+  uint32_t slot_size = netif::kHeaderSlotSizeDefault;
+  bool fe_sg = false, fe_gso_tcpv4 = false, fe_gso_tcpv6 = false;
+  std::optional<netif::TxBackRing> tx;
+  std::optional<netif::RxBackRing> rx;
+  std::optional<netif::CtrlBackRing> ctrl;
+  std::vector<MapHandle> ring_handles;
+  Port tx_port, rx_port, ctrl_port;
+  bool split_evtchn = false;
+  std::vector<Port> bound_ports;
+
+  std::unordered_map<GrantRef, KeptMapping> kept;  // gref -> kept header-slot mapping
+  std::deque<RxFrame> rx_queue;                    // frames waiting for this guest's RX buffers
+  std::vector<netif::TxResponse> tx_shadow;        // answers waiting for this poll's single push
+
+  BackendCounters counters;
+};
+
+}  // namespace pvnet

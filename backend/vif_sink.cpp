@@ -1,0 +1,28 @@
+#include "backend/vif_sink.hpp"
+
+namespace pvnet {
+
+bool VifSink::ready(VifId src) const {
+  (void)src;
+  return backend_.rx_has_room(dst_);
+}
+
+SinkResult VifSink::consume(TxPacket& pkt, PayloadPolicy& payload, BackendCounters& src) {
+  (void)payload;  // forwarded gref -> gref: the payload is never made readable in dom0
+  (void)src;
+  if (!backend_.rx_connected(dst_)) return SinkResult::drop(netif::rsp::dropped, "dest_not_connected");
+  RxFrame f;
+  f.len = pkt.len;
+  f.gso = pkt.gso;
+  if (pkt.tx_flags & netif::txf::csum_blank) f.rx_flags |= netif::rxf::csum_blank;
+  if (pkt.tx_flags & netif::txf::data_validated) f.rx_flags |= netif::rxf::data_validated;
+  f.local = std::move(pkt.header);
+  f.frags = std::move(pkt.frags);
+  f.has_completion = true;
+  f.completion = std::move(pkt.completion);
+  if (auto ok = backend_.queue_rx(dst_, std::move(f)); !ok)
+    return SinkResult::drop(netif::rsp::dropped, "dest_not_connected");
+  return SinkResult::held();
+}
+
+}  // namespace pvnet
