@@ -51,7 +51,12 @@ class WireWriter {
   WireWriter& i32(int32_t v) { return raw(&v, 4); }
   WireWriter& u64(uint64_t v) { return raw(&v, 8); }
   WireWriter& str(std::string_view s);
-  WireWriter& fd(int fd) { fds_.push_back(fd); return *this; }  // not owned: sendmsg duplicates it
+  WireWriter& fd(int fd) { fds_.push_back(fd); return *this; }  // not owned: must stay open until sent
+  WireWriter& fd(UniqueFd fd) {  // owned until the writer goes
+    fds_.push_back(fd.get());
+    owned_.push_back(std::move(fd));
+    return *this;
+  }
   const std::vector<std::byte>& bytes() const { return buf_; }
   const std::vector<int>& fds() const { return fds_; }
 
@@ -59,6 +64,7 @@ class WireWriter {
   WireWriter& raw(const void* p, size_t n);
   std::vector<std::byte> buf_;
   std::vector<int> fds_;
+  std::vector<UniqueFd> owned_;
 };
 
 // Bounds-checked: a short or malformed message sets failed() and yields zeros; the fds are owned.

@@ -1,0 +1,65 @@
+// The simulated hypervisor served to other processes over a Unix socket (SOCK_SEQPACKET; protocol in
+// sim_wire.hpp). Each connection is one Platform of one domain: at hello it attaches to an existing domain
+// (dom0, say), or creates or adopts one, which it then owns. Control operations (store, event-channel binding,
+// looking up another domain's memory) are requests; the data paths are not: notify is a write to the peer's
+// eventfd and grant map/copy run in the client on the domains' memfds.
+//
+// When a connection closes (or its process dies) the server drops its watches and closes its event-channel
+// ports (peers' notify then fails with ENOTCONN); if the connection created or adopted its domain, the domain is
+// destroyed (store subtree /local/domain/<id> removed, @releaseDomain fired). A malformed request gets an error
+// reply and the connection stays up; a connection the server cannot reply to is dropped.
+//
+// Drive it either from its own thread (run_in_thread) or from the owner's event loop: poll fd() for POLLIN and
+// call handle(), which never blocks. Not both at once.
+#pragma once
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include "grant-sim/sim_domain.hpp"
+#include "grant-sim/sim_hypervisor.hpp"
+#include "grant-sim/sim_wire.hpp"
+
+namespace pvnet {
+
+class SimServer {
+ public:
+  // Listens on socket_path. A stale socket file is replaced; one a live server answers on is EADDRINUSE.
+  static Result<std::unique_ptr<SimServer>> listen(const std::string& socket_path, SimHypervisor& hv);
+  ~SimServer();  // stops the thread, drops every connection (with the cleanup above), unlinks the socket
+  SimServer(const SimServer&) = delete;
+  SimServer& operator=(const SimServer&) = delete;
+
+  int fd() const { return epoll_.get(); }  // readable when handle() has work
+  void handle();                           // accept, serve every waiting request, clean up closed connections
+  Result<void> run_in_thread();
+  void stop();  // joins the thread started by run_in_thread (no-op otherwise)
+
+  size_t nr_clients() const { return nr_clients_.load(); }
+  uint64_t bad_requests() const { return bad_requests_.load(); }
+  const std::string& socket_path() const { return path_; }
+
+ private:
+  struct Conn;
+  SimServer(std::string path, SimHypervisor& hv, UniqueFd listen_fd, UniqueFd epoll, UniqueFd stop_fd);
+  void accept_all();
+  void serve(uint64_t id);
+  void drop(uint64_t id);
+  WireWriter dispatch(Conn& c, WireReader& r);
+  WireWriter hello(Conn& c, WireReader& r);
+
+  std::string path_;
+  SimHypervisor& hv_;
+  UniqueFd listen_;
+  UniqueFd epoll_;
+  UniqueFd stop_;
+  std::map<uint64_t, std::unique_ptr<Conn>> conns_;
+  uint64_t next_id_ = 1;
+  std::atomic<size_t> nr_clients_{0};
+  std::atomic<uint64_t> bad_requests_{0};
+  std::shared_ptr<SimDomainView> held_view_;  // keeps a get_domain reply's fds open until it is sent
+  std::thread thread_;
+};
+
+}  // namespace pvnet
