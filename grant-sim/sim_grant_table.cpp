@@ -46,7 +46,10 @@ class EntryLock {
 // against the granting domain's own cmpxchg in end_access.
 GntSt set_status(GrantEntryV1* e, uint16_t grantee, bool readonly) {
   uint32_t scombo = __atomic_load_n(combo(e), __ATOMIC_ACQUIRE);
-  for (;;) {
+  // A guest rewriting its entry in a loop must not keep the hypervisor here: Xen gives up after 4 retries
+  // ("Shared grant entry is unstable").
+  for (int retries = 0;; ++retries) {
+    if (retries > 4) return GntSt::general_error;
     const uint16_t flags = static_cast<uint16_t>(scombo & 0xffff);
     const uint16_t domid = static_cast<uint16_t>(scombo >> 16);
     // Xen answers these with GNTST_general_error; pvnet reports permission_denied so a caller can tell a
