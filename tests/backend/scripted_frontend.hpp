@@ -212,8 +212,9 @@ class ScriptedFrontend {
     reqs.insert(reqs.end(), pieces.begin(), pieces.end());
     return reqs;
   }
-  size_t send(const std::vector<std::byte>& frame, uint32_t header_len = 42, const netif::ExtraInfo* gso = nullptr) {
-    auto reqs = build(frame, slots_ok_, header_len, 0, gso);
+  size_t send(const std::vector<std::byte>& frame, uint32_t header_len = 42, const netif::ExtraInfo* gso = nullptr,
+              uint16_t payload_offset = 0) {
+    auto reqs = build(frame, slots_ok_, header_len, payload_offset, gso);
     push_raw(reqs);
     return reqs.size();
   }
