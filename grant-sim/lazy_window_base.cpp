@@ -43,6 +43,20 @@ void chain(int sig, siginfo_t* si, void* uc) {
   ::sigaction(sig, &dfl, nullptr);
 }
 
+// What the faulting access was, from the x86 page-fault error code (bit 1: write, bit 4: instruction fetch).
+LazyWindowBase::Access fault_kind(int sig, void* uc) {
+#if defined(__x86_64__)
+  if (sig == SIGSEGV) {
+    const auto err = static_cast<const ucontext_t*>(uc)->uc_mcontext.gregs[REG_ERR];
+    if (err & 16) return LazyWindowBase::Access::exec;
+    return (err & 2) ? LazyWindowBase::Access::write : LazyWindowBase::Access::read;
+  }
+#endif
+  (void)sig;
+  (void)uc;
+  return LazyWindowBase::Access::unknown;
+}
+
 void on_signal(int sig, siginfo_t* si, void* uc) {
   const int saved_errno = errno;
   const auto addr = reinterpret_cast<uintptr_t>(si->si_addr);
@@ -52,7 +66,7 @@ void on_signal(int sig, siginfo_t* si, void* uc) {
     if (addr < e.begin.load(std::memory_order_relaxed) || addr >= e.end.load(std::memory_order_relaxed)) continue;
     // The range belongs to a live window as long as it is registered: windows unregister before unmapping.
     if (e.window.load(std::memory_order_acquire) != w) continue;
-    if (w->on_fault(addr, sig)) {
+    if (w->on_fault(addr, sig, fault_kind(sig, uc))) {
       errno = saved_errno;
       return;
     }
@@ -163,7 +177,7 @@ bool LazyWindowBase::mapped(size_t slot) const {
   return slot < nr_slots_ && slots_[slot].state.load(std::memory_order_acquire) == kMapped;
 }
 
-bool LazyWindowBase::on_fault(uintptr_t addr, int sig) {
+bool LazyWindowBase::on_fault(uintptr_t addr, int sig, Access access) {
   const size_t slot = (addr - reinterpret_cast<uintptr_t>(base_)) / kPageSize;
   if (slot >= nr_slots_) return false;
   Slot& s = slots_[slot];
@@ -174,8 +188,13 @@ bool LazyWindowBase::on_fault(uintptr_t addr, int sig) {
       ::sched_yield();
       continue;
     }
-    // A fault on a page we already mapped is a real access violation (a write to a readonly grant).
-    if (st == kMapped || st == kScratch) return false;
+    if (st == kMapped || st == kScratch) {
+      // Another thread mapped the slot after our access faulted: retry it. Unless the access could never
+      // succeed (a write to a readonly grant, an instruction fetch): that is a real violation, not ours.
+      if (access == Access::exec) return false;
+      if (st == kMapped && s.readonly && access != Access::read && sig == SIGSEGV) return false;
+      return true;
+    }
     if (!s.state.compare_exchange_weak(st, kFaulting, std::memory_order_acq_rel)) continue;
     c.faults.fetch_add(1, std::memory_order_relaxed);
     GntSt result = GntSt::general_error;  // a touch of an unassigned slot
@@ -202,7 +221,6 @@ bool LazyWindowBase::on_fault(uintptr_t addr, int sig) {
       return false;  // cannot even map a zero page: let the previous handler report it
     }
     s.state.store(kScratch, std::memory_order_release);
-    (void)sig;
     return true;
   }
 }

@@ -29,7 +29,8 @@ class LazyWindowBase : public LazyWindow {
 
   // Called from the signal handler with an address inside this window. True if the fault was ours and is
   // resolved (the access is retried); false to pass it to the previous handler. Async-signal-safe.
-  bool on_fault(uintptr_t addr, int sig);
+  enum class Access { read, write, exec, unknown };
+  bool on_fault(uintptr_t addr, int sig, Access access);
 
   std::byte* base() const { return base_; }
 

@@ -2,7 +2,9 @@
 // bad grant gives a scratch page and a status instead of a crash, release unmaps in one batch.
 #include <sys/mman.h>
 
+#include <atomic>
 #include <csignal>
+#include <thread>
 
 #include "grant-sim/lazy_window_uffd.hpp"
 #include "tests/grant/grant_fixture.hpp"
@@ -170,6 +172,35 @@ TEST_P(LazyTest, DestroyingTheWindowUnpins) {
   EXPECT_FALSE(a.gt->in_use(ref));
 }
 
+// Several threads touching the same slots at once: each slot faults (and is mapped and pinned) exactly once.
+TEST_P(LazyTest, ConcurrentTouchesOfOneSlotMapItOnce) {
+  std::vector<GrantRef> refs;
+  std::vector<std::byte*> addrs;
+  for (size_t i = 0; i < 8; ++i) refs.push_back(a.grant_page(kDom0, i, true, static_cast<uint8_t>(50 + i)));
+  for (int round = 0; round < 20; ++round) {
+    addrs.clear();
+    for (size_t i = 0; i < 8; ++i) addrs.push_back(win->assign(i, kA, refs[i], true));
+    mark();
+    std::atomic<int> bad{0};
+    std::vector<std::thread> ts;
+    for (int t = 0; t < 4; ++t)
+      ts.emplace_back([&, t] {
+        for (size_t k = 0; k < 8; ++k) {
+          const size_t i = (k + static_cast<size_t>(t)) % 8;
+          if (read(addrs[i], 100) != pattern(static_cast<uint8_t>(50 + i), 100)) ++bad;
+        }
+      });
+    for (auto& th : ts) th.join();
+    EXPECT_EQ(bad.load(), 0);
+    const GrantCounters d = delta();
+    EXPECT_EQ(d.faults, 8u);
+    EXPECT_EQ(d.pages_mapped, 8u);
+    const size_t all[] = {0, 1, 2, 3, 4, 5, 6, 7};
+    win->release(all);
+    for (GrantRef r : refs) ASSERT_FALSE(a.gt->in_use(r));
+  }
+}
+
 TEST_P(LazyTest, FaultsOutsideAnyWindowStillCrash) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(
@@ -178,6 +209,16 @@ TEST_P(LazyTest, FaultsOutsideAnyWindowStillCrash) {
         *static_cast<volatile int*>(guard) = 1;
       },
       "");
+}
+
+// A readonly grant stays readonly when mapped lazily: a write after the fault is a real violation.
+TEST_P(LazyTest, WriteToAReadonlySlotCrashes) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const GrantRef ref = a.grant_page(kDom0, 1, true, 1);
+  std::byte* p = win->assign(0, kA, ref, true);
+  EXPECT_EQ(read(p, 0), pattern(1, 0));
+  EXPECT_DEATH({ reinterpret_cast<volatile std::byte*>(p)[0] = std::byte{1}; }, "");
+  EXPECT_EQ(a.mem->page(Pfn{1})[0], std::byte(pattern(1, 0)));
 }
 
 INSTANTIATE_TEST_SUITE_P(Handlers, LazyTest, ::testing::Values(sim::LazyHandler::segv, sim::LazyHandler::uffd),
