@@ -17,6 +17,7 @@ packages=(
   libpcap-dev                      # reading pcap/pcapng traces, writing pcap
   nlohmann-json3-dev               # STATS.json and report.json
   iproute2 tcpdump                 # namespaces for trace generation and TAP tests
+  iputils-ping python3             # tools/make-traces.sh: ping and python3's socket module make the traffic
 )
 
 missing=()
