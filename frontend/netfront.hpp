@@ -51,25 +51,25 @@ struct TxOptions {
   uint16_t gso_size = 0;                     // MSS, > 0 with a gso_type
   bool csum_blank = false;                   // NETTXF_csum_blank (always set for GSO, as Linux netfront does)
   bool data_validated = false;               // NETTXF_data_validated
-  uint64_t cookie = 0;                       // handed back in the TxCompletion
+  uint64_t cookie = 0;                       // handed back in the TxDone
   bool defer_push = false;                   // more frames follow: publish with flush() (one notify per batch)
 };
 
 enum class TxStatus : uint8_t {
-  kQueued,        // on the ring; a TxCompletion will follow
+  kQueued,        // on the ring; a TxDone will follow
   kBusy,          // no room (ring, ids, slots, grants or pages): nothing posted, retry after poll()
   kNotConnected,  // state() != kConnected
   kInvalid,       // the protocol cannot carry this frame (see last_error())
 };
 const char* to_string(TxStatus s);
 
-struct TxCompletion {
+struct TxDone {
   uint64_t cookie = 0;
   int16_t status = 0;  // netif::rsp::okay / error / dropped: the worst of the frame's responses
   uint32_t bytes = 0;
 };
 
-struct RxFrame {
+struct ReceivedFrame {
   std::vector<std::byte> data;
   uint8_t gso_type = netif::gso_type::none;
   uint16_t gso_size = 0;
@@ -79,8 +79,8 @@ struct RxFrame {
 
 class Netfront {
  public:
-  using TxDoneHandler = std::function<void(const TxCompletion&)>;
-  using RxHandler = std::function<void(RxFrame&&)>;
+  using TxDoneHandler = std::function<void(const TxDone&)>;
+  using RxHandler = std::function<void(ReceivedFrame&&)>;
 
   // frontend_dir: /local/domain/<self>/device/vif/<N>, created by the toolstack with backend, backend-id.
   Netfront(Platform& platform, GuestPagePool& pool, std::string frontend_dir, NetfrontConfig config = {});
@@ -166,7 +166,7 @@ class Netfront {
     bool expect_extra = false;
     bool more = false;
     bool bad = false;
-    RxFrame frame;
+    ReceivedFrame frame;
   };
   enum class CloseStep : uint8_t { kNone, kWaitDel, kWaitBackendClosed };
 
@@ -257,7 +257,7 @@ class Netfront {
   std::vector<Seg> payload_segs_;  // scratch
   std::vector<Pfn> linear_pages_;  // scratch
   std::vector<GrantRef> new_grants_;  // scratch
-  std::vector<TxCompletion> tx_done_queue_;
+  std::vector<TxDone> tx_done_queue_;
 
   // RX.
   std::array<RxBuffer, netif::kRxRingSize> rx_bufs_{};
@@ -265,7 +265,7 @@ class Netfront {
   std::vector<uint16_t> rx_free_ids_;
   uint32_t rx_posted_ = 0;
   RxPartial rx_partial_;
-  std::vector<RxFrame> rx_deliver_queue_;
+  std::vector<ReceivedFrame> rx_deliver_queue_;
 
   std::vector<KeptGrant> kept_;
 };

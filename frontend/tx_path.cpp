@@ -321,7 +321,7 @@ void Netfront::maybe_complete_tx_frame(uint16_t frame) {
   ++counters_.tx_completed;
   if (f.status == netif::rsp::dropped) ++counters_.tx_dropped;
   else if (f.status != netif::rsp::okay) ++counters_.tx_errors;
-  tx_done_queue_.push_back(TxCompletion{f.cookie, f.status, f.bytes});
+  tx_done_queue_.push_back(TxDone{f.cookie, f.status, f.bytes});
   tx_free_frames_.push_back(frame);
 }
 

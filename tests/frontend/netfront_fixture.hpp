@@ -37,8 +37,8 @@ class NetfrontTest : public ::testing::Test {
 
   void start(NetfrontConfig cfg = small_config(), BackendFeatures f = {}) {
     nf = std::make_unique<Netfront>(*guest, *pool, be->fe_dir(), cfg);
-    nf->on_tx_complete([this](const TxCompletion& c) { done.push_back(c); });
-    nf->on_rx([this](RxFrame&& frame) { rx.push_back(std::move(frame)); });
+    nf->on_tx_complete([this](const TxDone& c) { done.push_back(c); });
+    nf->on_rx([this](ReceivedFrame&& frame) { rx.push_back(std::move(frame)); });
     be->offer(f);
     pump();
   }
@@ -75,8 +75,8 @@ class NetfrontTest : public ::testing::Test {
   std::unique_ptr<MemoryPagePool> pool;
   std::unique_ptr<ScriptedBackend> be;
   std::unique_ptr<Netfront> nf;
-  std::vector<TxCompletion> done;
-  std::vector<RxFrame> rx;
+  std::vector<TxDone> done;
+  std::vector<ReceivedFrame> rx;
   uint32_t initial_grants = 0, connected_grants = 0;
   uint64_t initial_pages = 0, connected_pages = 0;
 };
