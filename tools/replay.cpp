@@ -1,0 +1,384 @@
+#include "tools/replay.hpp"
+
+#include <chrono>
+#include <deque>
+#include <optional>
+#include <unordered_map>
+
+#include "backend/backend.hpp"
+#include "backend/null_sink.hpp"
+#include "backend/pcap_io.hpp"
+#include "backend/pcap_sink.hpp"
+#include "backend/vif_sink.hpp"
+#include "frontend/netfront.hpp"
+#include "frontend/page_pool.hpp"
+#include "grant-sim/sim_hypervisor.hpp"
+#include "shared-ring/packet_headers.hpp"
+#include "tools/progress.hpp"
+
+namespace pvnet::tools {
+
+const char* to_string(SinkKind k) {
+  switch (k) {
+    case SinkKind::vif: return "vif";
+    case SinkKind::pcap: return "pcap";
+    case SinkKind::null: return "null";
+  }
+  return "?";
+}
+
+uint64_t ReplayStats::dropped_total() const {
+  uint64_t n = 0;
+  for (auto& [reason, count] : dropped) n += count;
+  return n;
+}
+
+nlohmann::json ReplayStats::to_json() const {
+  nlohmann::json j = detail;
+  j["packets_in"] = packets_in;
+  j["bytes_in"] = bytes_in;
+  j["packets_out"] = packets_out;
+  j["bytes_out"] = bytes_out;
+  j["dropped"] = dropped;
+  j["dropped_total"] = dropped_total();
+  j["accounted"] = packets_in == packets_out + dropped_total();
+  j["elapsed_ns"] = elapsed_ns;
+  j["ns_per_packet"] = packets_in ? static_cast<double>(elapsed_ns) / static_cast<double>(packets_in) : 0.0;
+  double secs = static_cast<double>(elapsed_ns) / 1e9;
+  j["mpps"] = secs > 0 ? static_cast<double>(packets_out) / secs / 1e6 : 0.0;
+  j["gbit_per_s"] = secs > 0 ? static_cast<double>(bytes_out) * 8 / secs / 1e9 : 0.0;
+  return j;
+}
+
+namespace {
+
+constexpr DomId kDomA{1};
+constexpr DomId kDomB{2};
+constexpr uint32_t kGrantEntries = 8192;
+constexpr uint32_t kMaxNetifPacket = 0xFFFF;  // netif_tx_request.size is 16 bits
+
+uint64_t now_ns() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
+// How the guest's stack would hand this frame to netfront: TCP longer than the MTU is a GSO super-frame.
+struct FramePlan {
+  TxOptions tx;
+  std::optional<std::string> refuse;  // a frame netif cannot carry at all
+};
+
+FramePlan plan_frame(std::span<const std::byte> frame, uint32_t mtu) {
+  FramePlan plan;
+  if (frame.size() > kMaxNetifPacket) {
+    plan.refuse = "too_long_for_netif";
+    return plan;
+  }
+  HeaderInfo h = parse_headers(frame);
+  uint32_t l3_len = static_cast<uint32_t>(frame.size()) - h.l2_len;
+  if (h.ok() && l3_len > mtu && (h.is_tcpv4() || h.is_tcpv6())) {
+    uint32_t hdrs = (h.l4_off - h.l2_len) + h.l4_len;
+    plan.tx.gso_type = h.is_tcpv4() ? netif::gso_type::tcpv4 : netif::gso_type::tcpv6;
+    plan.tx.gso_size = static_cast<uint16_t>(mtu > hdrs ? mtu - hdrs : 536);
+    plan.tx.csum_blank = true;
+  }
+  return plan;
+}
+
+class Replay {
+ public:
+  explicit Replay(const ReplayOptions& o) : opt_(o) {}
+
+  Result<ReplayStats> run();
+
+ private:
+  Result<void> setup();
+  Result<void> connect();
+  size_t poll_all();
+  void count_drop(const std::string& reason) { stats_.dropped[reason]++; }
+  Result<void> transmit_all();
+  Result<void> drain(size_t expected_completions);
+  void collect();
+
+  const ReplayOptions& opt_;
+  ReplayStats stats_;
+  std::unique_ptr<SimHypervisor> hv_;
+  std::unique_ptr<Platform> dom0_, dom_a_, dom_b_;
+  std::unique_ptr<MemoryPagePool> pool_a_, pool_b_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<Netfront> front_a_, front_b_;
+  VifId vif_a_{}, vif_b_{};
+  std::shared_ptr<PcapSink> pcap_sink_;
+  std::shared_ptr<NullSink> null_sink_;
+  std::optional<PcapWriter> received_;
+  std::unordered_map<uint64_t, PlacedFrame> in_flight_;
+  uint64_t completions_ = 0;
+  uint64_t completed_ok_ = 0;
+  std::string rx_error_;
+  bool used_header_slots_ = false;
+  BackendCounters at_connect_;    // what setting up the connection cost (rings, kept slot mappings)
+  BackendCounters at_traffic_end_;  // before teardown
+};
+
+Result<void> Replay::setup() {
+  auto hv = SimHypervisor::create();
+  if (!hv) return hv.error();
+  hv_ = std::move(hv).value();
+  auto d0 = hv_->attach(kDom0);
+  if (!d0) return d0.error();
+  dom0_ = std::move(d0).value();
+  auto a = hv_->create_domain(kDomA, opt_.guest_mem_bytes, kGrantEntries);
+  if (!a) return a.error();
+  dom_a_ = std::move(a).value();
+  auto b = hv_->create_domain(kDomB, opt_.guest_mem_bytes, kGrantEntries);
+  if (!b) return b.error();
+  dom_b_ = std::move(b).value();
+  pool_a_ = std::make_unique<MemoryPagePool>(dom_a_->memory());
+  pool_b_ = std::make_unique<MemoryPagePool>(dom_b_->memory());
+
+  BackendOptions bo;
+  bo.payload_policy = opt_.policy;
+  auto be = Backend::create(*dom0_, bo);
+  if (!be) return be.error();
+  backend_ = std::move(be).value();
+
+  VifOptions va, vb;
+  va.mtu = vb.mtu = opt_.mtu;
+  va.mac = "00:16:3e:00:00:01";
+  vb.mac = "00:16:3e:00:00:02";
+  auto ida = backend_->add_vif(kDomA, 0, va);
+  if (!ida) return ida.error();
+  vif_a_ = *ida;
+  auto idb = backend_->add_vif(kDomB, 0, vb);
+  if (!idb) return idb.error();
+  vif_b_ = *idb;
+
+  switch (opt_.sink) {
+    case SinkKind::vif: {
+      if (auto r = backend_->set_sink(vif_a_, std::make_shared<VifSink>(*backend_, vif_b_)); !r) return r.error();
+      if (!opt_.out.empty()) {
+        auto w = PcapWriter::create(opt_.out);
+        if (!w) return w.error();
+        received_.emplace(std::move(w).value());
+      }
+      break;
+    }
+    case SinkKind::pcap: {
+      if (opt_.out.empty()) return make_error(EINVAL, "--sink pcap needs --out FILE (dom0 writes the frames there)");
+      auto s = PcapSink::create(opt_.out);
+      if (!s) return s.error();
+      pcap_sink_ = std::shared_ptr<PcapSink>(std::move(s).value());
+      if (auto r = backend_->set_sink(vif_a_, pcap_sink_); !r) return r.error();
+      break;
+    }
+    case SinkKind::null:
+      null_sink_ = std::make_shared<NullSink>();
+      if (auto r = backend_->set_sink(vif_a_, null_sink_); !r) return r.error();
+      break;
+  }
+
+  NetfrontConfig fc;
+  fc.header_slots = opt_.header_slots;
+  fc.slot_size = opt_.slot_size;
+  front_a_ = std::make_unique<Netfront>(*dom_a_, *pool_a_, "/local/domain/1/device/vif/0", fc);
+  front_b_ = std::make_unique<Netfront>(*dom_b_, *pool_b_, "/local/domain/2/device/vif/0", fc);
+
+  front_a_->on_tx_complete([this](const TxDone& done) {
+    completions_++;
+    in_flight_.erase(done.cookie);
+    if (done.status == netif::rsp::okay) completed_ok_++;
+  });
+  front_b_->on_rx([this](ReceivedFrame&& f) {
+    stats_.packets_out++;
+    stats_.bytes_out += f.data.size();
+    if (received_) {
+      if (auto r = received_->write(now_ns(), f.data); !r && rx_error_.empty()) rx_error_ = r.error().reason;
+    }
+  });
+  return {};
+}
+
+size_t Replay::poll_all() {
+  size_t work = 0;
+  work += front_a_->poll() ? 1 : 0;
+  work += backend_->poll();
+  work += front_b_->poll() ? 1 : 0;
+  return work;
+}
+
+Result<void> Replay::connect() {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  auto ready = [&] {
+    if (!front_a_->connected() || !front_b_->connected()) return false;
+    if (!backend_->connected(vif_a_) || !backend_->connected(vif_b_)) return false;
+    // Header slots registered (when asked for and offered) before traffic starts, so every frame uses them.
+    if (opt_.header_slots && (!front_a_->using_header_slots() || !backend_->header_slots(vif_a_))) return false;
+    return true;
+  };
+  while (!ready()) {
+    poll_all();
+    if (front_a_->state() == NetfrontState::kFailed) return make_error(EPROTO, "guest A: " + front_a_->error());
+    if (front_b_->state() == NetfrontState::kFailed) return make_error(EPROTO, "guest B: " + front_b_->error());
+    if (std::chrono::steady_clock::now() > deadline)
+      return make_error(ETIMEDOUT, "the frontends did not connect to the backend within 10 s");
+  }
+  return {};
+}
+
+Result<void> Replay::transmit_all() {
+  uint64_t cookie = 0;
+  uint64_t queued = 0;
+  Progress progress("replay " + opt_.in, 0, opt_.progress);
+  for (uint32_t round = 0; round < opt_.repeat; ++round) {
+    auto reader = PcapReader::open(opt_.in);
+    if (!reader) return reader.error();
+    PcapFrame frame;
+    for (;;) {
+      auto more = reader->next(frame);
+      if (!more) return more.error();
+      if (!*more) break;
+      stats_.packets_in++;
+      stats_.bytes_in += frame.data.size();
+      FramePlan plan = plan_frame(frame.data, opt_.mtu);
+      if (plan.refuse) {
+        count_drop(*plan.refuse);
+        continue;
+      }
+      // The guest's stack places the frame in its own pages (not a driver copy: the data is born there).
+      std::optional<PlacedFrame> placed;
+      for (;;) {
+        auto p = place_frame(*pool_a_, frame.data, opt_.data_offset);
+        if (p) {
+          placed.emplace(std::move(p).value());
+          break;
+        }
+        if (poll_all() == 0 && in_flight_.empty()) return make_error(ENOMEM, "guest A ran out of pages");
+      }
+      plan.tx.cookie = ++cookie;
+      for (;;) {
+        TxStatus st = front_a_->transmit(placed->pieces(), plan.tx);
+        if (st == TxStatus::kQueued) break;
+        if (st == TxStatus::kInvalid) {
+          count_drop("frontend_refused");
+          placed.reset();
+          break;
+        }
+        if (st == TxStatus::kNotConnected) return make_error(ENOTCONN, "guest A lost its connection");
+        poll_all();  // busy: let the backend and B make room
+      }
+      if (placed) {
+        in_flight_.emplace(plan.tx.cookie, std::move(*placed));
+        queued++;
+      }
+      if ((stats_.packets_in & 63) == 0) {
+        poll_all();
+        progress.update(stats_.packets_in);
+      }
+    }
+  }
+  progress.finish();
+  return drain(queued);
+}
+
+Result<void> Replay::drain(size_t expected_completions) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (completions_ < expected_completions) {
+    if (poll_all() == 0 && std::chrono::steady_clock::now() > deadline)
+      return make_error(ETIMEDOUT, "frames still in flight 30 s after the last transmit: " +
+                                       std::to_string(expected_completions - completions_));
+  }
+  // B may still be receiving what the last completions released.
+  for (int idle = 0; idle < 3;) idle = poll_all() == 0 ? idle + 1 : 0;
+  return {};
+}
+
+void Replay::collect() {
+  // The traffic's own costs: what dom0 paid between "connected" and the last completion. Connecting (mapping the
+  // rings and the kept header-slot pages, once per connection) and tearing down are reported apart.
+  BackendCounters end = backend_->total();
+  BackendCounters total = at_traffic_end_;
+  GrantCounters traffic = at_traffic_end_.grant - at_connect_.grant;
+  total.grant = traffic;
+  total.backend_memcpy_bytes -= at_connect_.backend_memcpy_bytes;
+  total.header_bytes -= at_connect_.header_bytes;
+  // Frames the backend answered with an error or dropped, by the backend's own reason.
+  for (auto& [reason, count] : total.dropped) stats_.dropped[reason] += count;
+  if (opt_.sink == SinkKind::pcap) {
+    stats_.packets_out = pcap_sink_->frames_written();
+    stats_.bytes_out = total.bytes_out;
+  } else if (opt_.sink == SinkKind::null) {
+    stats_.packets_out = null_sink_->packets();
+    stats_.bytes_out = total.bytes_out;
+  } else {
+    // Forwarded but lost on B's side (a malformed RX chain): counted, never silent.
+    uint64_t rx_err = front_b_->counters().rx_errors;
+    if (rx_err) stats_.dropped["rx_error_at_destination"] += rx_err;
+  }
+  nlohmann::json j;
+  j["trace"] = opt_.in;
+  j["policy"] = pvnet::to_string(opt_.policy);
+  j["sink"] = to_string(opt_.sink);
+  j["header_slots"] = used_header_slots_;
+  j["slot_size"] = opt_.slot_size;
+  j["backend_memcpy_bytes"] = total.backend_memcpy_bytes;
+  j["header_bytes"] = total.header_bytes;
+  j["grant_copy_bytes"] = total.grant.grant_copy_bytes;
+  j["dom0_bytes_copied"] = total.backend_memcpy_bytes + total.grant.grant_copy_bytes;
+  j["pages_mapped"] = total.grant.pages_mapped;
+  j["pages_unmapped"] = total.grant.pages_unmapped;
+  j["tlb_shootdowns"] = total.grant.tlb_shootdowns;
+  j["faults"] = total.grant.faults;
+  j["hypercalls"] = total.grant.hypercalls;
+  j["slots_used"] = total.slots_used;
+  j["backend"] = total;
+  j["connection"] = {{"pages_mapped_at_connect", at_connect_.grant.pages_mapped},
+                     {"hypercalls_at_connect", at_connect_.grant.hypercalls},
+                     {"grant_copy_bytes_at_connect", at_connect_.grant.grant_copy_bytes},
+                     {"pages_mapped_total", end.grant.pages_mapped},
+                     {"pages_unmapped_total", end.grant.pages_unmapped},
+                     {"mappings_left_after_teardown", end.grant.pages_mapped - end.grant.pages_unmapped}};
+  j["frontend_tx"] = front_a_->counters();
+  j["frontend_rx"] = front_b_->counters();
+  stats_.detail = std::move(j);
+}
+
+Result<ReplayStats> Replay::run() {
+  // Refuse a bad trace before building anything: not Ethernet, unreadable, truncated.
+  if (auto r = PcapReader::open(opt_.in); !r) return r.error();
+  if (auto r = setup(); !r) return r.error();
+  if (auto r = connect(); !r) return r.error();
+  used_header_slots_ = front_a_->using_header_slots();
+  at_connect_ = backend_->total();
+  auto t0 = std::chrono::steady_clock::now();
+  if (auto r = transmit_all(); !r) return r.error();
+  stats_.elapsed_ns = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+  at_traffic_end_ = backend_->total();
+  if (!rx_error_.empty()) return make_error(EIO, "writing " + opt_.out + ": " + rx_error_);
+  if (received_) {
+    if (auto r = received_->close(); !r) return r.error();
+  }
+  if (pcap_sink_) {
+    if (auto r = pcap_sink_->close(); !r) return r.error();
+  }
+  // Tear down so the counters show that every mapping, slot and grant came back.
+  front_a_->close();
+  front_b_->close();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while ((front_a_->state() != NetfrontState::kClosed || front_b_->state() != NetfrontState::kClosed) &&
+         std::chrono::steady_clock::now() < deadline)
+    poll_all();
+  collect();
+  stats_.detail["frontend_tx_after_close"] = front_a_->counters();
+  return stats_;
+}
+
+}  // namespace
+
+Result<ReplayStats> run_replay(const ReplayOptions& options) {
+  Replay r(options);
+  return r.run();
+}
+
+}  // namespace pvnet::tools
