@@ -1,4 +1,6 @@
 // TX: what netfront puts on the ring, and what completion gives back.
+#include <poll.h>
+
 #include "tests/frontend/netfront_fixture.hpp"
 
 namespace pvnet::test {
@@ -263,6 +265,38 @@ TEST_F(NetfrontTest, RefusesFramesTheProtocolCannotCarry) {
   std::vector<TxPiece> outside{{Pfn{1u << 30}, 0, 100}};
   EXPECT_EQ(nf->transmit(outside), TxStatus::kInvalid);
   EXPECT_EQ(be->tx_unconsumed(), 0u);
+}
+
+TEST_F(NetfrontTest, JumboFrameIsSlotPlusThreePages) {
+  bring_up();
+  auto bytes = make_frame(9014);
+  auto pf = place(bytes);
+  ASSERT_EQ(nf->transmit(pf.pieces()), TxStatus::kQueued);
+  auto pkts = be->take_tx();
+  ASSERT_EQ(pkts.size(), 1u);
+  const auto& p = pkts[0];
+  ASSERT_EQ(p.reqs.size(), 4u);
+  EXPECT_FALSE(p.extra);
+  EXPECT_EQ(p.first_len, 54u);
+  EXPECT_EQ(p.reqs[1].size, kPageSize - 54);
+  EXPECT_EQ(p.reqs[2].size, kPageSize);
+  EXPECT_EQ(p.reqs[3].size, 9014 - 2 * kPageSize);
+  EXPECT_EQ(p.bytes, bytes);
+}
+
+TEST_F(NetfrontTest, BackendKickMakesTheEventFdReadable) {
+  bring_up();
+  auto pf = place(make_frame(60));
+  ASSERT_EQ(nf->transmit(pf.pieces()), TxStatus::kQueued);
+  pump();  // idle: the final check asked the backend for a kick on its next response
+  pollfd pfd{nf->event_fd(), POLLIN, 0};
+  ASSERT_EQ(::poll(&pfd, 1, 0), 0);
+  auto pkts = be->take_tx();
+  be->respond_tx(pkts[0], netif::rsp::okay);
+  ASSERT_EQ(::poll(&pfd, 1, 1000), 1);
+  pump();
+  EXPECT_EQ(done.size(), 1u);
+  EXPECT_EQ(::poll(&pfd, 1, 0), 0);  // drained
 }
 
 TEST_F(NetfrontTest, NotConnectedBeforeNegotiation) {
