@@ -1,9 +1,7 @@
 #include "tools/replay.hpp"
 
 #include <chrono>
-#include <deque>
 #include <optional>
-#include <unordered_map>
 
 #include "backend/backend.hpp"
 #include "backend/null_sink.hpp"
@@ -14,7 +12,7 @@
 #include "frontend/page_pool.hpp"
 #include "grant-sim/sim_hypervisor.hpp"
 #include "shared-ring/packet_headers.hpp"
-#include "tools/progress.hpp"
+#include "tools/trace_sender.hpp"
 
 namespace pvnet::tools {
 
@@ -55,35 +53,10 @@ namespace {
 constexpr DomId kDomA{1};
 constexpr DomId kDomB{2};
 constexpr uint32_t kGrantEntries = 8192;
-constexpr uint32_t kMaxNetifPacket = 0xFFFF;  // netif_tx_request.size is 16 bits
-
 uint64_t now_ns() {
   return static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
           .count());
-}
-
-// How the guest's stack would hand this frame to netfront: TCP longer than the MTU is a GSO super-frame.
-struct FramePlan {
-  TxOptions tx;
-  std::optional<std::string> refuse;  // a frame netif cannot carry at all
-};
-
-FramePlan plan_frame(std::span<const std::byte> frame, uint32_t mtu) {
-  FramePlan plan;
-  if (frame.size() > kMaxNetifPacket) {
-    plan.refuse = "too_long_for_netif";
-    return plan;
-  }
-  HeaderInfo h = parse_headers(frame);
-  uint32_t l3_len = static_cast<uint32_t>(frame.size()) - h.l2_len;
-  if (h.ok() && l3_len > mtu && (h.is_tcpv4() || h.is_tcpv6())) {
-    uint32_t hdrs = (h.l4_off - h.l2_len) + h.l4_len;
-    plan.tx.gso_type = h.is_tcpv4() ? netif::gso_type::tcpv4 : netif::gso_type::tcpv6;
-    plan.tx.gso_size = static_cast<uint16_t>(mtu > hdrs ? mtu - hdrs : 536);
-    plan.tx.csum_blank = true;
-  }
-  return plan;
 }
 
 class Replay {
@@ -96,9 +69,7 @@ class Replay {
   Result<void> setup();
   Result<void> connect();
   size_t poll_all();
-  void count_drop(const std::string& reason) { stats_.dropped[reason]++; }
   Result<void> transmit_all();
-  Result<void> drain(size_t expected_completions);
   void collect();
 
   const ReplayOptions& opt_;
@@ -112,9 +83,6 @@ class Replay {
   std::shared_ptr<PcapSink> pcap_sink_;
   std::shared_ptr<NullSink> null_sink_;
   std::optional<PcapWriter> received_;
-  std::unordered_map<uint64_t, PlacedFrame> in_flight_;
-  uint64_t completions_ = 0;
-  uint64_t completed_ok_ = 0;
   std::string rx_error_;
   bool used_header_slots_ = false;
   BackendCounters at_connect_;    // what setting up the connection cost (rings, kept slot mappings)
@@ -184,11 +152,6 @@ Result<void> Replay::setup() {
   front_a_ = std::make_unique<Netfront>(*dom_a_, *pool_a_, "/local/domain/1/device/vif/0", fc);
   front_b_ = std::make_unique<Netfront>(*dom_b_, *pool_b_, "/local/domain/2/device/vif/0", fc);
 
-  front_a_->on_tx_complete([this](const TxDone& done) {
-    completions_++;
-    in_flight_.erase(done.cookie);
-    if (done.status == netif::rsp::okay) completed_ok_++;
-  });
   front_b_->on_rx([this](ReceivedFrame&& f) {
     stats_.packets_out++;
     stats_.bytes_out += f.data.size();
@@ -227,67 +190,18 @@ Result<void> Replay::connect() {
 }
 
 Result<void> Replay::transmit_all() {
-  uint64_t cookie = 0;
-  uint64_t queued = 0;
-  Progress progress("replay " + opt_.in, 0, opt_.progress);
-  for (uint32_t round = 0; round < opt_.repeat; ++round) {
-    auto reader = PcapReader::open(opt_.in);
-    if (!reader) return reader.error();
-    PcapFrame frame;
-    for (;;) {
-      auto more = reader->next(frame);
-      if (!more) return more.error();
-      if (!*more) break;
-      stats_.packets_in++;
-      stats_.bytes_in += frame.data.size();
-      FramePlan plan = plan_frame(frame.data, opt_.mtu);
-      if (plan.refuse) {
-        count_drop(*plan.refuse);
-        continue;
-      }
-      // The guest's stack places the frame in its own pages (not a driver copy: the data is born there).
-      std::optional<PlacedFrame> placed;
-      for (;;) {
-        auto p = place_frame(*pool_a_, frame.data, opt_.data_offset);
-        if (p) {
-          placed.emplace(std::move(p).value());
-          break;
-        }
-        if (poll_all() == 0 && in_flight_.empty()) return make_error(ENOMEM, "guest A ran out of pages");
-      }
-      plan.tx.cookie = ++cookie;
-      for (;;) {
-        TxStatus st = front_a_->transmit(placed->pieces(), plan.tx);
-        if (st == TxStatus::kQueued) break;
-        if (st == TxStatus::kInvalid) {
-          count_drop("frontend_refused");
-          placed.reset();
-          break;
-        }
-        if (st == TxStatus::kNotConnected) return make_error(ENOTCONN, "guest A lost its connection");
-        poll_all();  // busy: let the backend and B make room
-      }
-      if (placed) {
-        in_flight_.emplace(plan.tx.cookie, std::move(*placed));
-        queued++;
-      }
-      if ((stats_.packets_in & 63) == 0) {
-        poll_all();
-        progress.update(stats_.packets_in);
-      }
-    }
-  }
-  progress.finish();
-  return drain(queued);
-}
-
-Result<void> Replay::drain(size_t expected_completions) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  while (completions_ < expected_completions) {
-    if (poll_all() == 0 && std::chrono::steady_clock::now() > deadline)
-      return make_error(ETIMEDOUT, "frames still in flight 30 s after the last transmit: " +
-                                       std::to_string(expected_completions - completions_));
-  }
+  SendOptions so;
+  so.trace = opt_.in;
+  so.repeat = opt_.repeat;
+  so.mtu = opt_.mtu;
+  so.data_offset = opt_.data_offset;
+  so.progress = opt_.progress;
+  TraceSender sender(*front_a_, *pool_a_, so);
+  auto r = sender.run([this] { return poll_all(); });
+  stats_.packets_in = sender.stats().packets_in;
+  stats_.bytes_in = sender.stats().bytes_in;
+  for (auto& [reason, n] : sender.stats().refused) stats_.dropped[reason] += n;
+  if (!r) return r;
   // B may still be receiving what the last completions released.
   for (int idle = 0; idle < 3;) idle = poll_all() == 0 ? idle + 1 : 0;
   return {};

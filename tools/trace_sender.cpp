@@ -1,0 +1,110 @@
+#include "tools/trace_sender.hpp"
+
+#include <chrono>
+#include <optional>
+
+#include "backend/pcap_io.hpp"
+#include "shared-ring/packet_headers.hpp"
+#include "tools/progress.hpp"
+
+namespace pvnet::tools {
+namespace {
+
+constexpr uint32_t kMaxNetifPacket = 0xFFFF;  // netif_tx_request.size is 16 bits
+
+struct FramePlan {
+  TxOptions tx;
+  std::optional<std::string> refuse;  // a frame netif cannot carry at all
+};
+
+// How a guest stack would hand this frame to netfront: TCP longer than the MTU is a GSO super-frame.
+FramePlan plan_frame(std::span<const std::byte> frame, uint32_t mtu) {
+  FramePlan plan;
+  if (frame.size() > kMaxNetifPacket) {
+    plan.refuse = "too_long_for_netif";
+    return plan;
+  }
+  HeaderInfo h = parse_headers(frame);
+  uint32_t l3_len = static_cast<uint32_t>(frame.size()) - h.l2_len;
+  if (h.ok() && l3_len > mtu && (h.is_tcpv4() || h.is_tcpv6())) {
+    uint32_t hdrs = (h.l4_off - h.l2_len) + h.l4_len;
+    plan.tx.gso_type = h.is_tcpv4() ? netif::gso_type::tcpv4 : netif::gso_type::tcpv6;
+    plan.tx.gso_size = static_cast<uint16_t>(mtu > hdrs ? mtu - hdrs : 536);
+    plan.tx.csum_blank = true;
+  }
+  return plan;
+}
+
+}  // namespace
+
+TraceSender::TraceSender(Netfront& front, GuestPagePool& pool, SendOptions options)
+    : front_(front), pool_(pool), opt_(std::move(options)) {
+  front_.on_tx_complete([this](const TxDone& done) {
+    stats_.completed++;
+    if (done.status == netif::rsp::okay) stats_.completed_ok++;
+    in_flight_.erase(done.cookie);  // the guest gets its pages back
+  });
+}
+
+Result<void> TraceSender::run(const std::function<size_t()>& poll) {
+  uint64_t cookie = 0;
+  Progress progress("send " + opt_.trace, 0, opt_.progress);
+  for (uint32_t round = 0; round < opt_.repeat; ++round) {
+    auto reader = PcapReader::open(opt_.trace);
+    if (!reader) return reader.error();
+    PcapFrame frame;
+    for (;;) {
+      auto more = reader->next(frame);
+      if (!more) return more.error();
+      if (!*more) break;
+      stats_.packets_in++;
+      stats_.bytes_in += frame.data.size();
+      FramePlan plan = plan_frame(frame.data, opt_.mtu);
+      if (plan.refuse) {
+        stats_.refused[*plan.refuse]++;
+        continue;
+      }
+      std::optional<PlacedFrame> placed;
+      for (;;) {
+        auto p = place_frame(pool_, frame.data, opt_.data_offset);
+        if (p) {
+          placed.emplace(std::move(p).value());
+          break;
+        }
+        if (poll() == 0 && in_flight_.empty()) return make_error(ENOMEM, "the guest ran out of pages");
+      }
+      plan.tx.cookie = ++cookie;
+      for (;;) {
+        TxStatus st = front_.transmit(placed->pieces(), plan.tx);
+        if (st == TxStatus::kQueued) break;
+        if (st == TxStatus::kInvalid) {
+          stats_.refused["frontend_refused"]++;
+          placed.reset();
+          break;
+        }
+        if (st == TxStatus::kNotConnected) return make_error(ENOTCONN, "netfront lost its connection");
+        poll();  // busy: let the backend make room
+      }
+      if (placed) {
+        in_flight_.emplace(plan.tx.cookie, std::move(*placed));
+        stats_.queued++;
+      }
+      if ((stats_.packets_in & 63) == 0) {
+        poll();
+        progress.update(stats_.packets_in);
+      }
+    }
+  }
+  progress.finish();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(opt_.drain_timeout_s);
+  while (stats_.completed < stats_.queued) {
+    if (poll() == 0 && std::chrono::steady_clock::now() > deadline)
+      return make_error(ETIMEDOUT, std::to_string(stats_.queued - stats_.completed) + " frames still in flight " +
+                                       std::to_string(opt_.drain_timeout_s) + " s after the last transmit");
+    if (front_.state() != NetfrontState::kConnected)
+      return make_error(ENOTCONN, "netfront lost its connection with frames in flight");
+  }
+  return {};
+}
+
+}  // namespace pvnet::tools
