@@ -88,6 +88,7 @@ TxStatus Netfront::transmit(std::span<const TxPiece> pieces, const TxOptions& o)
           if (got == S) break;
         }
         view = {gather.data(), S};
+        counters_.frontend_copy_bytes += S;  // a scattered header is gathered once to be parsed
       }
       const HeaderInfo info = parse_headers(view);
       hdr_len = info.ok() && info.header_len > 0 ? info.header_len : S;
