@@ -86,6 +86,13 @@ int cmd_replay(int argc, char** argv) {
               (unsigned long long)j["hypercalls"].get<uint64_t>(), (unsigned long long)j["slots_used"].get<uint64_t>());
   std::printf("  %.0f ns/packet, %.3f Mpps, %.3f Gbit/s\n", j["ns_per_packet"].get<double>(), j["mpps"].get<double>(),
               j["gbit_per_s"].get<double>());
+  bool leaked = false;
+  if (j.contains("leaks")) {
+    for (auto& [k, v] : j["leaks"].items())
+      if (k == "closed" ? !v.get<bool>() : v.get<uint64_t>() != 0) leaked = true;
+    std::printf("  after teardown: %s\n", leaked ? ("LEAK: " + j["leaks"].dump()).c_str()
+                                                  : "every page, grant, slot and mapping is back");
+  }
   bool verified = true;
   if (!o.out.empty() && o.sink != SinkKind::null) {
     auto c = compare_traces(o.in, o.out, o.repeat, r->dropped_total());
@@ -106,7 +113,7 @@ int cmd_replay(int argc, char** argv) {
       return 1;
     }
   }
-  return j["accounted"].get<bool>() && verified ? 0 : 1;
+  return j["accounted"].get<bool>() && verified && !leaked ? 0 : 1;
 }
 
 }  // namespace
