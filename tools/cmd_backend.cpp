@@ -1,0 +1,363 @@
+// pvnet backend: dom0 as its own process. Hosts the simulated hypervisor (served on --socket for the frontend
+// processes), plays the toolstack (a vif for every domain that appears, as libxl does on @introduceDomain; removed
+// when the domain goes, @releaseDomain) and runs netback, all in one poll loop. SIGUSR1/SIGUSR2 snapshot the
+// counters at traffic start/end; SIGTERM/SIGINT tear every vif down and write --json. Control lines on stdout:
+// "ready PATH", "added vifN.0", "removed vifN.0", "snapshot start", "snapshot end".
+#include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+
+#include <boost/program_options.hpp>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "backend/backend.hpp"
+#include "backend/null_sink.hpp"
+#include "backend/pcap_sink.hpp"
+#include "backend/vif_sink.hpp"
+#include "grant-sim/sim_hypervisor.hpp"
+#include "grant-sim/sim_server.hpp"
+#include "tools/command.hpp"
+#include "tools/traffic_window.hpp"
+
+namespace po = boost::program_options;
+
+namespace pvnet::tools {
+namespace {
+
+constexpr uint32_t kVifHandle = 0;
+constexpr int kIdleWaitMs = 10;
+
+void say(const std::string& line) {
+  std::fputs((line + "\n").c_str(), stdout);
+  std::fflush(stdout);
+}
+
+// A vif with --sink vif but no --forward (or whose destination is not there yet): its frames have nowhere to go.
+class NoDestinationSink final : public Sink {
+ public:
+  std::string name() const override { return "no-destination"; }
+  SinkResult consume(TxPacket&, PayloadPolicy&, BackendCounters&) override {
+    return SinkResult::drop(netif::rsp::dropped, "dest_not_connected");
+  }
+};
+
+struct DaemonOptions {
+  std::string socket;
+  PayloadPolicyKind policy = PayloadPolicyKind::slots;
+  std::string sink = "vif";
+  std::string out;
+  std::map<uint16_t, uint16_t> forward;     // source domain -> destination domain
+  std::optional<std::set<uint16_t>> frontends;  // absent: every domain
+  uint32_t mtu = 9000;
+  std::string json;
+};
+
+// The toolstack half: which domains have a vif, and which sink each vif's TX goes to.
+class BackendDaemon {
+ public:
+  explicit BackendDaemon(DaemonOptions o) : opt_(std::move(o)) {}
+  int run();
+
+ private:
+  Result<void> setup();
+  void rescan_domains();
+  void wire_sinks();
+  std::shared_ptr<Sink> tx_sink_for(uint16_t dom);
+  Result<void> stop_and_report();
+
+  DaemonOptions opt_;
+  // Declared so that they are destroyed backend first, hypervisor last.
+  std::unique_ptr<SimHypervisor> hv_;
+  std::unique_ptr<SimServer> server_;
+  std::unique_ptr<Platform> dom0_;       // netback's handle: its store watches are the backend's
+  std::unique_ptr<Platform> toolstack_;  // the toolstack's own handle: @introduceDomain/@releaseDomain
+  std::shared_ptr<PcapSink> pcap_;
+  std::shared_ptr<NullSink> null_;
+  std::shared_ptr<NoDestinationSink> nowhere_ = std::make_shared<NoDestinationSink>();
+  std::unique_ptr<Backend> backend_;
+  std::map<uint16_t, VifId> vifs_;  // frontend domain -> its vif
+  std::optional<BackendCounters> start_, end_;
+  uint64_t added_ = 0, removed_gone_ = 0;
+};
+
+Result<void> BackendDaemon::setup() {
+  auto hv = SimHypervisor::create();
+  if (!hv) return hv.error();
+  hv_ = std::move(hv).value();
+  auto server = SimServer::listen(opt_.socket, *hv_);
+  if (!server) return server.error();
+  server_ = std::move(server).value();
+  auto d0 = hv_->attach(kDom0);
+  if (!d0) return d0.error();
+  dom0_ = std::move(d0).value();
+  auto ts = hv_->attach(kDom0);
+  if (!ts) return ts.error();
+  toolstack_ = std::move(ts).value();
+
+  if (opt_.sink == "pcap") {
+    if (opt_.out.empty()) return make_error(EINVAL, "--sink pcap needs --out FILE");
+    auto s = PcapSink::create(opt_.out);
+    if (!s) return s.error();
+    pcap_ = std::shared_ptr<PcapSink>(std::move(s).value());
+  } else if (opt_.sink == "null") {
+    null_ = std::make_shared<NullSink>();
+  } else if (opt_.sink != "vif") {
+    return make_error(EINVAL, "unknown --sink '" + opt_.sink + "' (vif, pcap, null)");
+  }
+
+  BackendOptions bo;
+  bo.payload_policy = opt_.policy;
+  auto be = Backend::create(*dom0_, bo);
+  if (!be) return be.error();
+  backend_ = std::move(be).value();
+
+  // xenstore fires a watch once at registration: the first rescan picks up domains that are already there.
+  if (auto r = toolstack_->store().watch("@introduceDomain", "introduce"); !r) return r.error();
+  if (auto r = toolstack_->store().watch("@releaseDomain", "release"); !r) return r.error();
+  return {};
+}
+
+std::shared_ptr<Sink> BackendDaemon::tx_sink_for(uint16_t dom) {
+  if (pcap_) return pcap_;
+  if (null_) return null_;
+  auto f = opt_.forward.find(dom);
+  if (f == opt_.forward.end()) return nowhere_;
+  auto dst = vifs_.find(f->second);
+  if (dst == vifs_.end()) return nowhere_;
+  return std::make_shared<VifSink>(*backend_, dst->second);
+}
+
+void BackendDaemon::wire_sinks() {
+  for (auto& [dom, vif] : vifs_) {
+    auto s = tx_sink_for(dom);
+    if (auto r = backend_->set_sink(vif, std::move(s)); !r)
+      std::cerr << "pvnet backend: set_sink " << backend_->name(vif) << ": " << r.error().reason << "\n";
+  }
+}
+
+// What libxl does on @introduceDomain/@releaseDomain: compare the domains there are with the vifs we have.
+void BackendDaemon::rescan_domains() {
+  std::set<uint16_t> present;
+  for (DomId d : hv_->domains()) {
+    if (d == kDom0) continue;
+    if (opt_.frontends && !opt_.frontends->count(d.value)) continue;
+    present.insert(d.value);
+  }
+  bool changed = false;
+  for (auto it = vifs_.begin(); it != vifs_.end();) {
+    if (present.count(it->first)) {
+      ++it;
+      continue;
+    }
+    const std::string name = backend_->name(it->second);
+    if (auto r = backend_->remove_vif(it->second); !r)
+      std::cerr << "pvnet backend: removing " << name << ": " << r.error().reason << "\n";
+    // The removed vif's last payload pages go back in the next poll's batched unmap.
+    backend_->poll_until_idle();
+    removed_gone_++;
+    say("removed " + name);
+    it = vifs_.erase(it);
+    changed = true;
+  }
+  for (uint16_t dom : present) {
+    if (vifs_.count(dom)) continue;
+    VifOptions vo;
+    vo.mtu = opt_.mtu;
+    char mac[32];
+    std::snprintf(mac, sizeof mac, "00:16:3e:00:%02x:%02x", dom >> 8, dom & 0xff);
+    vo.mac = mac;
+    vo.sink = nowhere_;
+    auto id = backend_->add_vif(DomId{dom}, kVifHandle, vo);
+    if (!id) {
+      std::cerr << "pvnet backend: adding a vif for domain " << dom << ": " << id.error().reason << "\n";
+      continue;
+    }
+    vifs_.emplace(dom, *id);
+    added_++;
+    say("added " + backend_->name(*id));
+    changed = true;
+  }
+  if (changed) wire_sinks();
+}
+
+Result<void> BackendDaemon::stop_and_report() {
+  const BackendCounters at_stop = backend_->total();
+  const BackendCounters start = start_.value_or(BackendCounters{});
+  const BackendCounters end = end_.value_or(at_stop);
+  const size_t vifs_at_stop = vifs_.size();
+  for (auto& [dom, vif] : vifs_) {
+    if (auto r = backend_->remove_vif(vif); !r)
+      std::cerr << "pvnet backend: removing vif of domain " << dom << ": " << r.error().reason << "\n";
+  }
+  vifs_.clear();
+  backend_->poll_until_idle();
+  const BackendCounters final = backend_->total();
+  Result<void> closed;
+  if (pcap_) closed = pcap_->close();
+
+  nlohmann::json j = traffic_window_json(start, end, final);
+  j["policy"] = pvnet::to_string(opt_.policy);
+  j["sink"] = opt_.sink;
+  j["traffic_window"] = start_ && end_ ? "snapshots" : start_ ? "start snapshot to stop" : "whole run";
+  j["vifs_added"] = added_;
+  j["vifs_removed_domain_gone"] = removed_gone_;
+  j["vifs_at_stop"] = vifs_at_stop;
+  j["dom0_kept_pages"] = final.kept_pages;
+  j["dom0_rx_queued"] = final.rx_queued;
+  if (pcap_) j["sink_frames"] = pcap_->frames_written();
+  if (null_) j["sink_frames"] = null_->packets();
+  j["backend_at_stop"] = at_stop;
+  if (!opt_.json.empty()) {
+    std::ofstream f(opt_.json);
+    f << j.dump(2) << "\n";
+    if (!f) return make_error(EIO, "cannot write " + opt_.json);
+  }
+  if (!closed) return make_error(closed.error().code, "closing " + opt_.out + ": " + closed.error().reason);
+  return {};
+}
+
+int BackendDaemon::run() {
+  sigset_t mask;
+  sigemptyset(&mask);
+  for (int s : {SIGINT, SIGTERM, SIGUSR1, SIGUSR2}) sigaddset(&mask, s);
+  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  UniqueFd sfd(::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!sfd) {
+    std::perror("pvnet backend: signalfd");
+    return 1;
+  }
+  if (auto r = setup(); !r) {
+    std::cerr << "pvnet backend: " << r.error().reason << "\n";
+    return 1;
+  }
+  say("ready " + opt_.socket);
+
+  bool stop = false;
+  size_t work = 1;
+  while (!stop) {
+    std::vector<pollfd> p;
+    p.push_back({sfd.get(), POLLIN, 0});
+    p.push_back({server_->fd(), POLLIN, 0});
+    p.push_back({toolstack_->store().watch_fd(), POLLIN, 0});
+    for (int fd : backend_->fds()) p.push_back({fd, POLLIN, 0});
+    // Idle: sleep on the fds. Busy: only look, so a loaded ring is not kept waiting.
+    if (::poll(p.data(), p.size(), work ? 0 : kIdleWaitMs) < 0 && errno != EINTR) {
+      std::perror("pvnet backend: poll");
+      return 1;
+    }
+    // Signals first: a snapshot asked for before the traffic starts must not see any of it.
+    signalfd_siginfo si;
+    while (::read(sfd.get(), &si, sizeof si) == sizeof si) {
+      if (si.ssi_signo == SIGUSR1) {
+        backend_->poll_until_idle();
+        start_ = backend_->total();
+        say("snapshot start");
+      } else if (si.ssi_signo == SIGUSR2) {
+        backend_->poll_until_idle();
+        end_ = backend_->total();
+        say("snapshot end");
+      } else {
+        stop = true;
+      }
+    }
+    if (stop) break;
+    if (p[1].revents) server_->handle();
+    if (p[2].revents && !toolstack_->store().read_watches().empty()) rescan_domains();
+    work = backend_->poll();
+  }
+  if (auto r = stop_and_report(); !r) {
+    std::cerr << "pvnet backend: " << r.error().reason << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+Result<std::set<uint16_t>> parse_domain_list(const std::string& s) {
+  std::set<uint16_t> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    char* end = nullptr;
+    unsigned long v = std::strtoul(item.c_str(), &end, 10);
+    if (item.empty() || *end || v == 0 || v >= kFirstReservedDomId)
+      return make_error(EINVAL, "--frontends: '" + item + "' is not a guest domain id");
+    out.insert(static_cast<uint16_t>(v));
+  }
+  return out;
+}
+
+int cmd_backend(int argc, char** argv) {
+  DaemonOptions o;
+  std::string policy, frontends;
+  std::vector<std::string> forward;
+  po::options_description desc(
+      "usage: pvnet backend --socket PATH [--policy P] [--sink vif|pcap|null] [--out FILE] [--forward A:B ...]\n"
+      "                     [--frontends 1,2,...] [--mtu N] [--json FILE]\n\n"
+      "dom0 as a process: serves the simulated hypervisor on PATH, gives every guest domain that appears a vif\n"
+      "(the toolstack's job) and runs netback. Says \"ready PATH\" on stdout once listening. SIGUSR1/SIGUSR2:\n"
+      "counters snapshot at traffic start/end; SIGTERM/SIGINT: tear every vif down, write --json, exit.\n\noptions");
+  desc.add_options()("help,h", "this help")
+      ("socket,s", po::value(&o.socket)->required(), "Unix socket to serve the hypervisor on")
+      ("policy,p", po::value(&policy)->default_value("slots"), "payload policy: slots|copy|map|hdrcopy")
+      ("sink", po::value(&o.sink)->default_value("vif"), "where TX frames go: vif (see --forward), pcap, null")
+      ("out,o", po::value(&o.out), "--sink pcap: the capture dom0 writes every vif's frames to")
+      ("forward", po::value(&forward)->composing(), "A:B: frames of domain A's vif go to domain B's vif")
+      ("frontends", po::value(&frontends), "comma-separated domains to give a vif (default: every domain)")
+      ("mtu", po::value(&o.mtu)->default_value(9000), "vif MTU")
+      ("json,j", po::value(&o.json), "write the counters here on exit");
+  po::variables_map vm;
+  try {
+    po::store(po::parse_command_line(argc, argv, desc), vm);
+    if (vm.count("help")) {
+      std::cout << desc << "\n";
+      return 0;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "pvnet backend: " << e.what() << "\n(see pvnet backend --help)\n";
+    return 2;
+  }
+  auto p = parse_payload_policy(policy);
+  if (!p) {
+    std::cerr << "pvnet backend: unknown --policy '" << policy << "' (slots, copy, map, hdrcopy)\n";
+    return 2;
+  }
+  o.policy = *p;
+  for (const auto& f : forward) {
+    unsigned a = 0, b = 0;
+    char tail = 0;
+    if (std::sscanf(f.c_str(), "%u:%u%c", &a, &b, &tail) != 2 || !a || !b || a >= kFirstReservedDomId ||
+        b >= kFirstReservedDomId) {
+      std::cerr << "pvnet backend: --forward '" << f << "' is not A:B (two guest domain ids)\n";
+      return 2;
+    }
+    o.forward[static_cast<uint16_t>(a)] = static_cast<uint16_t>(b);
+  }
+  if (vm.count("frontends")) {
+    auto l = parse_domain_list(frontends);
+    if (!l) {
+      std::cerr << "pvnet backend: " << l.error().reason << "\n";
+      return 2;
+    }
+    o.frontends = *l;
+  }
+  BackendDaemon d(std::move(o));
+  return d.run();
+}
+
+}  // namespace
+
+PVNET_COMMAND(backend, "backend", "dom0 as a process: hypervisor socket, toolstack and netback in one poll loop",
+              cmd_backend);
+
+}  // namespace pvnet::tools
