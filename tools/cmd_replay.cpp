@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "tools/command.hpp"
+#include "tools/multiprocess_replay.hpp"
 #include "tools/replay.hpp"
 #include "tools/trace_compare.hpp"
 
@@ -32,7 +33,8 @@ int cmd_replay(int argc, char** argv) {
       ("mtu", po::value(&o.mtu)->default_value(9000), "vif MTU: longer TCP frames go as GSO, others are dropped")
       ("data-offset", po::value(&o.data_offset)->default_value(0), "offset of each frame in its first guest page")
       ("repeat", po::value(&o.repeat)->default_value(1), "replay the trace this many times")
-      ("progress", po::bool_switch(&o.progress), "show the progress line even when stderr is not a terminal");
+      ("progress", po::bool_switch(&o.progress), "show the progress line even when stderr is not a terminal")
+      ("processes", po::bool_switch(), "run dom0 and each guest as its own process (pvnet backend/frontend)");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -64,7 +66,7 @@ int cmd_replay(int argc, char** argv) {
     return 2;
   }
 
-  auto r = run_replay(o);
+  auto r = vm["processes"].as<bool>() ? run_replay_processes(o) : run_replay(o);
   if (!r) {
     std::cerr << "pvnet replay: " << r.error().reason << "\n";
     return 1;
