@@ -24,7 +24,7 @@ std::string self_exe() {
 }
 
 Result<std::unique_ptr<ChildProcess>> ChildProcess::spawn(const std::string& exe, std::vector<std::string> args,
-                                                          std::string name) {
+                                                          std::string name, bool capture_stderr) {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
     return make_error(errno, "socketpair for " + name + ": " + std::strerror(errno));
@@ -44,6 +44,7 @@ Result<std::unique_ptr<ChildProcess>> ChildProcess::spawn(const std::string& exe
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     ::signal(SIGPIPE, SIG_DFL);
     if (::dup2(theirs.get(), 0) < 0 || ::dup2(theirs.get(), 1) < 0) ::_exit(127);
+    if (capture_stderr && ::dup2(theirs.get(), 2) < 0) ::_exit(127);
     ::execv(exe.c_str(), argv.data());
     const char msg[] = "pvnet: exec of /proc/self/exe failed\n";
     (void)!::write(2, msg, sizeof msg - 1);

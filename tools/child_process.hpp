@@ -20,9 +20,10 @@ namespace pvnet::tools {
 class ChildProcess {
  public:
   using Ms = std::chrono::milliseconds;
-  // `name` is for messages ("backend", "frontend A"). args[0] is the program's argv[0].
+  // `name` is for messages ("backend", "frontend A"). args[0] is the program's argv[0]. capture_stderr: the
+  // child's stderr goes to the same socket as its stdout (for tests that check its messages).
   static Result<std::unique_ptr<ChildProcess>> spawn(const std::string& exe, std::vector<std::string> args,
-                                                     std::string name);
+                                                     std::string name, bool capture_stderr = false);
   ~ChildProcess();
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;

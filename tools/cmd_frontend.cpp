@@ -131,6 +131,9 @@ class FrontendDaemon {
   std::optional<SendStats> sent_;
   uint64_t elapsed_ns_ = 0;
   std::optional<NetfrontCounters> before_close_;
+  // Lives until netfront is closed: its completion handler runs for every frame still in flight, and it holds
+  // the frames' pages, which stay granted until then.
+  std::optional<TraceSender> sender_;
   bool used_header_slots_ = false;
   uint32_t grants_free_before_ = 0;  // before the netfront existed: what it must give back
 };
@@ -258,7 +261,7 @@ Result<void> FrontendDaemon::transmit() {
   so.mtu = opt_.mtu;
   so.data_offset = opt_.data_offset;
   so.progress = opt_.progress;
-  TraceSender sender(*front_, *pool_, so);
+  TraceSender& sender = sender_.emplace(*front_, *pool_, so);
   const auto t0 = Clock::now();
   auto r = sender.run([this] {
     // The backend is another process: when there is nothing to do, wait for its kick instead of spinning.
@@ -388,6 +391,8 @@ int FrontendDaemon::run() {
   }
   close_netfront();
   write_json();
+  if (front_) front_->on_tx_complete([](const TxDone&) {});
+  sender_.reset();
   if (!r) {
     std::cerr << me << r.error().reason << "\n";
     return 1;
