@@ -5,8 +5,10 @@
 #include <iostream>
 
 #include "tools/command.hpp"
+#include "tools/compare.hpp"
 #include "tools/multiprocess_replay.hpp"
 #include "tools/replay.hpp"
+#include "tools/report_charts.hpp"
 #include "tools/trace_compare.hpp"
 
 namespace po = boost::program_options;
@@ -14,11 +16,65 @@ namespace po = boost::program_options;
 namespace pvnet::tools {
 namespace {
 
+// replay --compare: every payload policy on the trace, checked and measured (tools/compare.hpp).
+int compare_mode(const ReplayOptions& base, const po::variables_map& vm, const std::string& report_dir,
+                 const std::string& json) {
+  for (const char* alone : {"out", "policy", "processes"}) {
+    if (vm.count(alone) && !vm[alone].defaulted()) {
+      std::cerr << "pvnet replay: --compare runs every policy itself; --" << alone << " does not go with it\n";
+      return 2;
+    }
+  }
+  CompareOptions co;
+  co.in = base.in;
+  co.sink = base.sink;
+  co.base = base;
+  co.runs = vm["runs"].as<uint32_t>();
+  // Fail before the replays if the charts cannot be drawn.
+  if (!report_dir.empty()) {
+    if (auto g = check_gnuplot(); !g) {
+      std::cerr << "pvnet replay: " << g.error().reason << "\n";
+      return 1;
+    }
+  }
+  auto rep = run_compare(co);
+  if (!rep) {
+    std::cerr << "pvnet replay --compare: FAILED: " << rep.error().reason << "\n";
+    return 1;
+  }
+  std::cout << rep->table();
+  if (!json.empty()) {
+    std::ofstream f(json);
+    f << rep->to_json().dump(2) << "\n";
+    if (!f) {
+      std::cerr << "pvnet replay: cannot write " << json << "\n";
+      return 1;
+    }
+  }
+  if (!report_dir.empty()) {
+    if (auto w = write_report_files(*rep, report_dir); !w) {
+      std::cerr << "pvnet replay: " << w.error().reason << "\n";
+      return 1;
+    }
+    auto charts = write_charts(*rep, report_dir);
+    if (!charts) {
+      std::cerr << "pvnet replay: " << charts.error().reason << "\n";
+      return 1;
+    }
+    std::cout << "report: " << report_dir << "/report.json, report.csv, report_bins.csv; charts:";
+    for (auto& c : *charts) std::cout << " " << c;
+    std::cout << "\n";
+  }
+  return 0;
+}
+
 int cmd_replay(int argc, char** argv) {
   ReplayOptions o;
   std::string policy = "slots", sink = "vif", json;
+  std::string report_dir;
   po::options_description desc(
-      "usage: pvnet replay --in TRACE.pcap [--policy P] [--sink vif|pcap|null] [--out FILE] [--json FILE]\n\n"
+      "usage: pvnet replay --in TRACE.pcap [--policy P] [--sink vif|pcap|null] [--out FILE] [--json FILE]\n"
+      "       pvnet replay --compare --in TRACE.pcap [--sink vif|pcap|null] [--report DIR] [--runs N]\n\n"
       "Guest A's netfront transmits every frame of TRACE (pcap or pcapng, Ethernet); dom0's netback forwards\n"
       "each to guest B's RX ring (--sink vif; B writes what it received to --out), writes it itself (--sink pcap)\n"
       "or drops it after inspecting its header (--sink null). Prints and writes what dom0 paid.\n\noptions");
@@ -34,7 +90,10 @@ int cmd_replay(int argc, char** argv) {
       ("data-offset", po::value(&o.data_offset)->default_value(0), "offset of each frame in its first guest page")
       ("repeat", po::value(&o.repeat)->default_value(1), "replay the trace this many times")
       ("progress", po::bool_switch(&o.progress), "show the progress line even when stderr is not a terminal")
-      ("processes", po::bool_switch(), "run dom0 and each guest as its own process (pvnet backend/frontend)");
+      ("processes", po::bool_switch(), "run dom0 and each guest as its own process (pvnet backend/frontend)")
+      ("compare", po::bool_switch(), "run every payload policy on TRACE, check each output, print a table per policy")
+      ("report", po::value(&report_dir), "with --compare: write report.json, report.csv and PNG charts in this DIR")
+      ("runs", po::value<uint32_t>()->default_value(3), "with --compare: replays per policy (median reported)");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -63,6 +122,12 @@ int cmd_replay(int argc, char** argv) {
   }
   if (o.repeat == 0) {
     std::cerr << "pvnet replay: --repeat must be at least 1\n";
+    return 2;
+  }
+
+  if (vm["compare"].as<bool>()) return compare_mode(o, vm, report_dir, json);
+  if (!report_dir.empty()) {
+    std::cerr << "pvnet replay: --report needs --compare\n";
     return 2;
   }
 
