@@ -121,18 +121,17 @@ Result<std::vector<std::string>> write_charts(const CompareReport& rep, const st
     bns << " " << r.policy;
     bcp << " " << r.policy;
   }
-  bns << "\n";
-  bcp << "\n";
+  bns << " frames\n";
+  bcp << " frames\n";
   for (auto& b : rep.bins) {
-    std::string label = b.name + "(" + std::to_string(b.frames) + ")";
-    bns << label;
-    bcp << label;
+    bns << b.name;
+    bcp << b.name;
     for (auto& r : b.rows) {
       bns << " " << r.ns_per_packet;
       bcp << " " << r.pct_bytes_copied();
     }
-    bns << "\n";
-    bcp << "\n";
+    bns << " " << b.frames << "\n";
+    bcp << " " << b.frames << "\n";
   }
   if (auto r = put(dir + "/chart_bins_ns.dat", bns.str()); !r) return r.error();
   if (auto r = put(dir + "/chart_bins_copied.dat", bcp.str()); !r) return r.error();
@@ -173,17 +172,17 @@ Result<std::vector<std::string>> write_charts(const CompareReport& rep, const st
   // (3) by frame size: percent copied (linear, 0 stays visible) and ns/packet (log: bins differ by orders).
   g << "set output " << quoted(pngs[2]) << "\n"
     << "set title " << title("dom0 bytes copied by frame-size bin, each bin replayed alone\\n" + subtitle) << "\n"
-    << "set xlabel 'frame-size bin, bytes (frames in bin)'\n"
+    << "set xlabel 'frame-size bin, bytes'\n"
     << "set ylabel 'dom0 bytes copied, % of the bin''s bytes in'\n"
     << "set style histogram clustered gap 1\nset boxwidth 0.9\n"
     << "plot for [i=2:" << np + 1 << "] " << quoted(d + "chart_bins_copied.dat")
-    << " using i:xtic(1) title columnheader(i)\n";
+    << " using i:xtic(strcol(1).\"\\n\".strcol(" << np + 2 << ").\" frames\") title columnheader(i)\n";
   g << "set output " << quoted(pngs[3]) << "\n"
     << "set title " << title("time per packet by frame-size bin, each bin replayed alone\\n" + subtitle) << "\n"
     << "set ylabel 'ns per packet (median run, log scale)'\n"
     << "set logscale y\nset yrange [*:*]\n"
     << "plot for [i=2:" << np + 1 << "] " << quoted(d + "chart_bins_ns.dat")
-    << " using i:xtic(1) title columnheader(i)\n"
+    << " using i:xtic(strcol(1).\"\\n\".strcol(" << np + 2 << ").\" frames\") title columnheader(i)\n"
     << "unset output\n";
   }
   const std::string script = d + "charts.gnuplot";
