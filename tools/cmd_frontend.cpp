@@ -25,6 +25,7 @@
 #include "grant-sim/sim_client.hpp"
 #include "tools/command.hpp"
 #include "tools/trace_sender.hpp"
+#include "tools/vhost_frontend.hpp"
 
 namespace po = boost::program_options;
 
@@ -406,7 +407,8 @@ int cmd_frontend(int argc, char** argv) {
   po::options_description desc(
       "usage: pvnet frontend --socket PATH --domid N [--mem-mb 64] [--tx TRACE [--repeat K] [--wait-go]]\n"
       "                      [--rx OUT.pcap | --receive] [--no-header-slots] [--slot-size 128] [--mtu 9000]\n"
-      "                      [--json FILE]\n\n"
+      "                      [--json FILE]\n"
+      "       pvnet frontend --vhost-user SOCKET [--vhost-user-client] --socket PATH --domid N [--capture F.pcap]\n\n"
       "A guest as a process: creates domain N on a `pvnet backend`'s socket, waits for its vif, connects netfront\n"
       "and says \"connected slots=on|off\". --tx: sends the trace (after a \"go\" line on stdin with --wait-go),\n"
       "says \"done\" (then waits for \"close\" with --wait-go). --rx: writes every received frame to OUT until\n"
@@ -425,7 +427,13 @@ int cmd_frontend(int argc, char** argv) {
       ("mtu", po::value(&o.mtu)->default_value(9000), "--tx: longer TCP frames are sent as GSO")
       ("data-offset", po::value(&o.data_offset)->default_value(0), "--tx: offset of each frame in its first page")
       ("progress", po::bool_switch(&o.progress), "--tx: show the progress line")
-      ("json,j", po::value(&o.json), "write the counters here on exit");
+      ("json,j", po::value(&o.json), "write the counters here on exit")
+      ("vhost-user", po::value<std::string>(), "be the virtio-net device of a QEMU guest on this vhost-user socket "
+                                               "(we listen; QEMU -chardev socket,path=SOCKET): the guest's RAM "
+                                               "becomes domain N (docs/vhost-user.md)")
+      ("vhost-user-client", po::bool_switch(), "--vhost-user: connect to QEMU's socket (chardev server=on)")
+      ("vhost-user-once", po::bool_switch(), "--vhost-user: exit when QEMU disconnects")
+      ("capture", po::value<std::string>(), "--vhost-user: write every frame the guest sends and receives here");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -444,6 +452,19 @@ int cmd_frontend(int argc, char** argv) {
   }
   o.domid = static_cast<uint16_t>(domid);
   o.header_slots = !vm["no-header-slots"].as<bool>();
+  if (vm.count("vhost-user")) {
+    VhostFrontendOptions v;
+    v.vhost_socket = vm["vhost-user"].as<std::string>();
+    v.vhost_client = vm["vhost-user-client"].as<bool>();
+    v.once = vm["vhost-user-once"].as<bool>();
+    v.hv_socket = o.socket;
+    v.domid = o.domid;
+    v.header_slots = o.header_slots;
+    v.slot_size = o.slot_size;
+    v.json = o.json;
+    if (vm.count("capture")) v.capture = vm["capture"].as<std::string>();
+    return run_vhost_frontend(v);
+  }
   if (!o.rx.empty()) o.receive = true;
   if (!o.tx.empty() && o.receive) {
     std::cerr << "pvnet frontend: --tx and --rx/--receive are separate guests: give one\n";

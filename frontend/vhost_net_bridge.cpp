@@ -1,0 +1,557 @@
+// virtio-net over vhost-user <-> netfront (see vhost_net_bridge.hpp).
+#include "frontend/vhost_net_bridge.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "shared-ring/packet_headers.hpp"
+
+namespace pvnet {
+
+using namespace vhost;
+
+namespace {
+constexpr uint64_t kDriverRegionAlign = 1ull << 18;  // frames: the driver region starts on a 1 GiB boundary
+constexpr uint32_t kRx = 0, kTx = 1;
+constexpr uint32_t kMinFrame = 14;  // an Ethernet header
+}  // namespace
+
+VhostNetBridge::VhostNetBridge(VhostNetConfig config) : cfg_(std::move(config)) {
+  if (cfg_.device_dir.empty())
+    cfg_.device_dir = "/local/domain/" + std::to_string(cfg_.domid.value) + "/device/vif/0";
+}
+
+VhostNetBridge::~VhostNetBridge() = default;
+
+void VhostNetBridge::attach(UniqueFd conn) {
+  if (chan_) drop_guest("a new vhost-user front-end connected");
+  chan_.emplace(std::move(conn));
+  acked_ = proto_acked_ = 0;
+  setup_ = {};
+}
+
+std::vector<int> VhostNetBridge::fds() const {
+  std::vector<int> v;
+  if (chan_) v.push_back(chan_->fd());
+  for (const auto& q : vq_)
+    if (q.kick_fd() >= 0) v.push_back(q.kick_fd());
+  if (front_) {
+    v.push_back(front_->event_fd());
+    v.push_back(front_->store_fd());
+  }
+  return v;
+}
+
+bool VhostNetBridge::queue_ready(uint32_t q) const {
+  // Without VHOST_USER_F_PROTOCOL_FEATURES a ring runs once started; with it, only after SET_VRING_ENABLE(1).
+  return vq_[q].started() && !vq_[q].broken() && (setup_[q].enabled || !(acked_ & feat::kProtocolFeatures));
+}
+
+bool VhostNetBridge::running() const { return queue_ready(kRx) && queue_ready(kTx) && netfront_connected(); }
+
+uint32_t VhostNetBridge::hdr_len() const {
+  return (acked_ & (feat::kVersion1 | feat::kNetMrgRxbuf)) ? 12 : 10;
+}
+
+void VhostNetBridge::drop_guest(std::string why) {
+  error_ = std::move(why);
+  ++counters_.guest_disconnects;
+  chan_.reset();
+  for (auto& q : vq_) {
+    q.stop();
+    q.set_kick_fd(UniqueFd{});
+    q.set_call_fd(UniqueFd{});
+  }
+  ++tx_generation_;
+  tx_stalled_.valid = false;
+  rx_chains_.clear();
+  counters_.rx_dropped_no_buffers += rx_backlog_.size();
+  rx_backlog_.clear();
+  setup_ = {};
+}
+
+bool VhostNetBridge::poll() {
+  bool work = handle_messages();
+  if (platform_ && !front_) work |= ensure_netfront();
+  if (front_) work |= front_->poll();
+  if (running()) {
+    work |= process_tx();
+    work |= deliver_rx();
+  }
+  for (uint32_t q = 0; q < 2; ++q) {
+    if (vq_[q].broken() && chan_) {
+      drop_guest(std::string(q == kRx ? "RX" : "TX") + " ring broken: " + vq_[q].broken_reason());
+      work = true;
+    }
+  }
+  return work;
+}
+
+bool VhostNetBridge::handle_messages() {
+  bool work = false;
+  while (chan_) {
+    auto m = chan_->read_message();
+    if (!m) {
+      if (m.error().code != EAGAIN) drop_guest(m.error().reason);
+      break;
+    }
+    work = true;
+    ++counters_.vhost_messages;
+    bool replied = false;
+    Result<void> r = handle(*m, &replied);
+    if (!chan_) break;
+    if (!replied && (m->hdr.flags & kFlagNeedReply) && (proto_acked_ & kProtoReplyAck)) {
+      const uint64_t status = r ? 0 : 1;
+      if (auto s = chan_->reply(*m, status); !s) {
+        drop_guest(s.error().reason);
+        break;
+      }
+    }
+    if (!r && r.error().code != ENOTSUP) {
+      drop_guest(std::string(request_name(m->hdr.request)) + ": " + r.error().reason);
+      break;
+    }
+  }
+  return work;
+}
+
+Result<void> VhostNetBridge::handle(Message& m, bool* replied) {
+  auto reply64 = [&](uint64_t v) -> Result<void> {
+    *replied = true;
+    return chan_->reply(m, v);
+  };
+  auto need = [&](size_t n) -> Result<void> {
+    if (m.payload.size() < n) return make_error(EPROTO, "payload too short");
+    return {};
+  };
+  switch (m.hdr.request) {
+    case kGetFeatures:
+      return reply64(cfg_.features);
+    case kSetFeatures: {
+      uint64_t f = 0;
+      if (!m.get(&f)) return make_error(EPROTO, "payload too short");
+      if (f & ~cfg_.features) return make_error(EPROTO, "front-end acked features we did not offer");
+      acked_ = f;
+      return {};
+    }
+    case kGetProtocolFeatures:
+      return reply64(kProtoReplyAck);
+    case kSetProtocolFeatures: {
+      uint64_t f = 0;
+      if (!m.get(&f)) return make_error(EPROTO, "payload too short");
+      proto_acked_ = f & kProtoReplyAck;
+      return {};
+    }
+    case kSetOwner:
+      return {};
+    case kResetOwner:
+      for (auto& q : vq_) q.stop();
+      ++tx_generation_;
+      return {};
+    case kGetQueueNum:
+      return reply64(1);
+    case kSetMemTable:
+      return set_mem_table(m);
+    case kSetVringNum:
+    case kSetVringBase:
+    case kSetVringEnable: {
+      VringState s;
+      if (auto r = need(sizeof s); !r) return r;
+      (void)m.get(&s);
+      if (s.index > kTx) return make_error(EPROTO, "queue " + std::to_string(s.index) + " (MQ not offered)");
+      if (m.hdr.request == kSetVringNum) setup_[s.index].num = s.num;
+      else if (m.hdr.request == kSetVringBase) setup_[s.index].base = static_cast<uint16_t>(s.num);
+      else setup_[s.index].enabled = s.num != 0;
+      return {};
+    }
+    case kSetVringAddr: {
+      VringAddr a;
+      if (auto r = need(sizeof a); !r) return r;
+      (void)m.get(&a);
+      if (a.index > kTx) return make_error(EPROTO, "queue " + std::to_string(a.index));
+      setup_[a.index].addr = a;
+      setup_[a.index].have_addr = true;
+      return {};
+    }
+    case kGetVringBase: {
+      VringState s;
+      if (auto r = need(sizeof s); !r) return r;
+      (void)m.get(&s);
+      if (s.index > kTx) return make_error(EPROTO, "queue " + std::to_string(s.index));
+      // The ring stops: everything before last_avail_idx counts as done; late TxDones are not written.
+      s.num = vq_[s.index].last_avail_idx();
+      vq_[s.index].stop();
+      setup_[s.index].kick_set = false;
+      if (s.index == kTx) {
+        ++tx_generation_;
+        tx_stalled_.valid = false;
+      } else {
+        rx_chains_.clear();
+      }
+      *replied = true;
+      return chan_->reply(m, s);
+    }
+    case kSetVringKick:
+    case kSetVringCall:
+    case kSetVringErr: {
+      uint64_t u = 0;
+      if (!m.get(&u)) return make_error(EPROTO, "payload too short");
+      const uint32_t q = static_cast<uint32_t>(u & kVringIdxMask);
+      if (q > kTx) return make_error(EPROTO, "queue " + std::to_string(q));
+      UniqueFd fd;
+      if (!(u & kVringNoFd)) {
+        if (m.fds.empty()) return make_error(EPROTO, "no fd with the message");
+        fd = std::move(m.fds[0]);
+      }
+      if (m.hdr.request == kSetVringCall) {
+        vq_[q].set_call_fd(std::move(fd));
+      } else if (m.hdr.request == kSetVringKick) {
+        if (!fd) return make_error(EPROTO, "polling mode (no kick fd) is not supported");
+        (void)::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) | O_NONBLOCK);
+        vq_[q].set_kick_fd(std::move(fd));
+        setup_[q].kick_set = true;
+        try_start(q);  // vhost-user: the kick fd starts the ring
+      }
+      return {};
+    }
+    default:
+      ++counters_.vhost_unsupported;
+      // A message expecting a reply we cannot give would hang the front-end: refuse the connection instead.
+      if (m.hdr.request == kGetConfig || m.hdr.request == kGetMaxMemSlots || m.hdr.request == kGetStatus)
+        return make_error(EPROTO, std::string(request_name(m.hdr.request)) + " without the protocol feature");
+      return make_error(ENOTSUP, "unsupported");
+  }
+}
+
+Result<void> VhostNetBridge::set_mem_table(Message& m) {
+  MemoryDesc md;
+  if (m.payload.size() < 8) return make_error(EPROTO, "payload too short");
+  std::memcpy(&md, m.payload.data(), std::min(m.payload.size(), sizeof md));
+  if (md.nregions == 0 || md.nregions > kMaxRegions || m.payload.size() < 8 + 32ull * md.nregions)
+    return make_error(EPROTO, "bad region count");
+  std::span<const MemRegionDesc> descs(md.regions, md.nregions);
+  if (mem_ && platform_) {
+    // The domain's memory is fixed once adopted; QEMU re-sends the same table on every vhost start.
+    if (!mem_->same_layout(descs)) return make_error(EPROTO, "guest memory layout changed (hot-plug unsupported)");
+    return {};
+  }
+  auto t = GuestMemoryTable::create(descs, std::move(m.fds));
+  if (!t) return t.error();
+  mem_.emplace(std::move(t).value());
+  return make_domain();
+}
+
+Result<void> VhostNetBridge::make_domain() {
+  if (!cfg_.make_platform) return make_error(EINVAL, "no platform factory");
+  auto shm = create_domain_shm(cfg_.domid, 0, cfg_.nr_grant_entries);
+  if (!shm) return shm.error();
+  uint64_t end_pfn = 0;
+  for (const auto& r : mem_->regions()) {
+    const uint64_t first = (r.gpa + kPageSize - 1) / kPageSize;
+    const uint64_t end = (r.gpa + r.size) / kPageSize;
+    if (end <= first) continue;
+    const uint64_t off = r.mmap_offset + (first * kPageSize - r.gpa);
+    if (off % kPageSize != 0) return make_error(EINVAL, "guest region not page-aligned in its memfd");
+    UniqueFd dup{::fcntl(r.fd.get(), F_DUPFD_CLOEXEC, 0)};
+    if (!dup) return make_error(errno, std::string("dup: ") + std::strerror(errno));
+    shm->regions.push_back(MemRegion{std::move(dup), Pfn{first}, end - first, off});
+    end_pfn = std::max(end_pfn, end);
+  }
+  // The driver's own pages: a region of pvnet's above the guest's RAM (the guest never sees it).
+  UniqueFd drv{::memfd_create(("pvnet-d" + std::to_string(cfg_.domid.value) + "-driver").c_str(), MFD_CLOEXEC)};
+  if (!drv || ::ftruncate(drv.get(), static_cast<off_t>(cfg_.driver_pages * kPageSize)) != 0)
+    return make_error(errno, std::string("driver region: ") + std::strerror(errno));
+  driver_first_ = Pfn{(end_pfn + kDriverRegionAlign - 1) / kDriverRegionAlign * kDriverRegionAlign};
+  shm->regions.push_back(MemRegion{std::move(drv), driver_first_, cfg_.driver_pages, 0});
+  auto p = cfg_.make_platform(std::move(*shm));
+  if (!p) return make_error(p.error().code, "adopting the guest's memory as domain " +
+                                                std::to_string(cfg_.domid.value) + ": " + p.error().reason);
+  platform_ = std::move(p).value();
+  pool_ = std::make_unique<MemoryPagePool>(platform_->memory(), driver_first_, cfg_.driver_pages);
+  return {};
+}
+
+void VhostNetBridge::try_start(uint32_t q) {
+  QueueSetup& s = setup_[q];
+  if (!mem_ || !s.have_addr || !s.kick_set) {
+    if (chan_) drop_guest("queue " + std::to_string(q) + " kicked before its memory table or addresses");
+    return;
+  }
+  VirtqConfig c;
+  c.num = s.num;
+  c.last_avail_idx = s.base;
+  c.event_idx = (acked_ & feat::kRingEventIdx) != 0;
+  c.indirect = (acked_ & feat::kRingIndirectDesc) != 0;
+  const uint64_t n = s.num;
+  if (!mem_->uaddr_to_gpa(s.addr.desc_user_addr, 16 * n, &c.desc_gpa) ||
+      !mem_->uaddr_to_gpa(s.addr.avail_user_addr, 6 + 2 * n, &c.avail_gpa) ||
+      !mem_->uaddr_to_gpa(s.addr.used_user_addr, 6 + 8 * n, &c.used_gpa)) {
+    drop_guest("queue " + std::to_string(q) + ": vring address outside guest RAM");
+    return;
+  }
+  if (auto r = vq_[q].start(*mem_, c); !r) {
+    drop_guest("queue " + std::to_string(q) + ": " + r.error().reason);
+    return;
+  }
+  if (q == kTx) ++tx_generation_;
+}
+
+bool VhostNetBridge::ensure_netfront() {
+  using Clock = std::chrono::steady_clock;
+  if (Clock::now() < next_dir_check_) return false;
+  next_dir_check_ = Clock::now() + std::chrono::milliseconds(poll_interval_ms());
+  // The toolstack (pvnet backend) writes the device directory when it sees the domain; "state" comes last.
+  if (!platform_->store().read_opt(cfg_.device_dir + "/state")) return false;
+  front_ = std::make_unique<Netfront>(*platform_, *pool_, cfg_.device_dir, cfg_.netfront);
+  front_->on_tx_complete([this](const TxDone& d) { on_tx_done(d); });
+  front_->on_rx([this](ReceivedFrame&& f) {
+    if (!queue_ready(kRx) || rx_backlog_.size() >= cfg_.rx_backlog) {
+      ++counters_.rx_dropped_no_buffers;
+      return;
+    }
+    rx_backlog_.push_back(std::move(f));
+  });
+  return true;
+}
+
+void VhostNetBridge::on_tx_done(const TxDone& d) {
+  const uint32_t gen = static_cast<uint32_t>(d.cookie >> 16);
+  const uint16_t head = static_cast<uint16_t>(d.cookie & 0xffff);
+  if (d.status != netif::rsp::okay) ++counters_.tx_dropped;
+  if (gen != tx_generation_ || !vq_[kTx].started()) return;  // the ring was stopped meanwhile
+  vq_[kTx].push(head, 0);
+  ++counters_.tx_completed;
+}
+
+// One TX chain -> one netfront transmit of the guest's own pages. Returns false if netfront was busy (the chain
+// is kept for the next round).
+bool VhostNetBridge::tx_one(Chain& c) {
+  const uint32_t hl = hdr_len();
+  VirtioNetHdr h{};
+  uint32_t got = 0;
+  size_t bi = 0;
+  uint32_t skip = 0;  // bytes of readable[bi] that belong to the header
+  while (got < hl && bi < c.readable.size()) {
+    const uint32_t n = std::min(hl - got, c.readable[bi].len);
+    std::memcpy(reinterpret_cast<std::byte*>(&h) + got, c.readable[bi].host, n);
+    got += n;
+    if (n == c.readable[bi].len) {
+      ++bi;
+      skip = 0;
+    } else {
+      skip = n;
+    }
+  }
+  counters_.tx_header_copy_bytes += got;
+  auto drop = [&](uint64_t& counter) {
+    ++counter;
+    vq_[kTx].push(c.head, 0);
+    return true;
+  };
+  if (got < hl || !c.writable.empty()) return drop(counters_.tx_bad_chains);
+
+  pieces_.clear();
+  uint64_t len = 0;
+  for (size_t i = bi; i < c.readable.size(); ++i) {
+    const ChainBuf& b = c.readable[i];
+    const uint64_t gpa = b.gpa + (i == bi ? skip : 0);
+    const uint32_t n = b.len - (i == bi ? skip : 0);
+    if (n == 0) continue;
+    // A piece must stay within one frame run of the domain: the buffer lies inside one region (checked by the
+    // virtqueue), and a region's frames are consecutive in the domain's pfn space.
+    pieces_.push_back(TxPiece{Pfn{gpa / kPageSize}, static_cast<uint32_t>(gpa % kPageSize), n});
+    len += n;
+  }
+  if (len < kMinFrame || len > netif::kMaxFrameBytes) return drop(counters_.tx_dropped);
+
+  TxOptions o;
+  o.cookie = (static_cast<uint64_t>(tx_generation_) << 16) | c.head;
+  o.defer_push = true;
+  o.csum_blank = (h.flags & vnet::kFlagNeedsCsum) != 0;
+  o.data_validated = (h.flags & vnet::kFlagDataValid) != 0;
+  switch (h.gso_type & ~vnet::kGsoEcn) {
+    case vnet::kGsoNone:
+      break;
+    case vnet::kGsoTcpv4:
+    case vnet::kGsoTcpv6:
+      if (h.gso_size == 0) return drop(counters_.tx_dropped);
+      o.gso_type = (h.gso_type & ~vnet::kGsoEcn) == vnet::kGsoTcpv4 ? netif::gso_type::tcpv4 : netif::gso_type::tcpv6;
+      o.gso_size = h.gso_size;
+      o.csum_blank = true;
+      break;
+    default:
+      return drop(counters_.tx_dropped);  // UFO/USO: not offered
+  }
+  const TxStatus st = front_->transmit(pieces_, o);
+  if (st == TxStatus::kBusy) {
+    ++counters_.tx_busy;
+    return false;
+  }
+  if (st != TxStatus::kQueued) return drop(counters_.tx_dropped);
+  ++counters_.tx_frames;
+  counters_.tx_bytes += len;
+  if (cfg_.on_frame) {
+    std::vector<std::byte> frame;
+    frame.reserve(len);
+    for (const TxPiece& p : pieces_) {
+      const std::byte* src = mem_->gpa_to_host(p.pfn.value * kPageSize + p.offset, p.len);
+      frame.insert(frame.end(), src, src + p.len);
+    }
+    cfg_.on_frame(FrameDir::kFromGuest, frame);
+  }
+  return true;
+}
+
+bool VhostNetBridge::process_tx() {
+  SplitVirtqueue& q = vq_[kTx];
+  bool work = q.drain_kick();
+  bool sent = false;
+  for (;;) {
+    if (!tx_stalled_.valid) {
+      const auto r = q.pop(tx_stalled_.chain);
+      if (r == SplitVirtqueue::Pop::kBadChain) {
+        ++counters_.tx_bad_chains;
+        work = true;
+        continue;
+      }
+      if (r != SplitVirtqueue::Pop::kChain) {
+        if (r == SplitVirtqueue::Pop::kEmpty && q.enable_kicks()) continue;
+        break;
+      }
+      tx_stalled_.valid = true;
+    }
+    work = true;
+    if (!tx_one(tx_stalled_.chain)) break;  // busy: retried after netfront's next poll
+    tx_stalled_.valid = false;
+    sent = true;
+  }
+  if (sent) front_->flush();
+  if (work) q.call();  // dropped chains and TxDones from netfront's poll
+  return work;
+}
+
+bool VhostNetBridge::deliver_rx() {
+  SplitVirtqueue& q = vq_[kRx];
+  bool work = q.drain_kick();
+  const bool mrg = (acked_ & feat::kNetMrgRxbuf) != 0;
+  const uint32_t hl = hdr_len();
+  bool pushed = false;
+  while (!rx_backlog_.empty()) {
+    ReceivedFrame& f = rx_backlog_.front();
+    const uint64_t need = hl + f.data.size();
+    uint64_t have = 0;
+    for (const auto& c : rx_chains_) have += c.write_bytes;
+    if (!mrg && !rx_chains_.empty() && have < need) {
+      // Without mergeable buffers a frame must fit one chain (Linux posts "big" chains with GUEST_TSO).
+      ++counters_.rx_dropped_too_big;
+      rx_backlog_.pop_front();
+      work = true;
+      continue;
+    }
+    bool starved = false;
+    while (have < need && (mrg || rx_chains_.empty())) {
+      Chain c;
+      const auto r = q.pop(c);
+      if (r == SplitVirtqueue::Pop::kBadChain) {
+        ++counters_.rx_bad_chains;
+        continue;
+      }
+      if (r != SplitVirtqueue::Pop::kChain) {
+        if (r == SplitVirtqueue::Pop::kEmpty && q.enable_kicks()) continue;
+        starved = true;
+        break;
+      }
+      if (!c.readable.empty() || c.write_bytes < (rx_chains_.empty() ? hl : 1)) {
+        ++counters_.rx_bad_chains;
+        q.push(c.head, 0);
+        pushed = true;
+        continue;
+      }
+      have += c.write_bytes;
+      rx_chains_.push_back(std::move(c));
+    }
+    if (starved) break;
+    if (have < need) continue;  // !mrg: dropped above on the next turn
+
+    // The header.
+    VirtioNetHdr h{};
+    h.num_buffers = 0;
+    if (f.csum_blank || f.gso_type != netif::gso_type::none) {
+      const HeaderInfo hi = parse_headers(f.data);
+      if (hi.ok() && hi.has_l4 && (hi.is_tcp() || hi.is_udp())) {
+        h.flags = vnet::kFlagNeedsCsum;
+        h.csum_start = static_cast<uint16_t>(hi.l4_off);
+        h.csum_offset = hi.is_tcp() ? 16 : 6;
+        h.hdr_len = static_cast<uint16_t>(hi.l4_off + hi.l4_len);
+      } else if (f.data_validated) {
+        h.flags = vnet::kFlagDataValid;
+      }
+    } else if (f.data_validated) {
+      h.flags = vnet::kFlagDataValid;
+    }
+    if (f.gso_type == netif::gso_type::tcpv4 || f.gso_type == netif::gso_type::tcpv6) {
+      const bool guest_ok = (f.gso_type == netif::gso_type::tcpv4) ? (acked_ & feat::kNetGuestTso4)
+                                                                 : (acked_ & feat::kNetGuestTso6);
+      if (!guest_ok || h.flags != vnet::kFlagNeedsCsum) {
+        ++counters_.rx_dropped_too_big;  // the guest cannot take a super-frame
+        rx_backlog_.pop_front();
+        continue;
+      }
+      h.gso_type = f.gso_type == netif::gso_type::tcpv4 ? vnet::kGsoTcpv4 : vnet::kGsoTcpv6;
+      h.gso_size = f.gso_size;
+    }
+    // Scatter header + frame over the chains; num_buffers = the chains it takes.
+    {
+      uint64_t cap = 0;
+      uint16_t nb = 0;
+      while (cap < need) cap += rx_chains_[nb++].write_bytes;
+      h.num_buffers = nb;
+    }
+    std::vector<uint32_t> used(rx_chains_.size(), 0);
+    const std::byte* hsrc = reinterpret_cast<const std::byte*>(&h);
+    uint64_t pos = 0;  // over header then data
+    size_t ci = 0;
+    for (; ci < rx_chains_.size() && pos < need; ++ci) {
+      for (const ChainBuf& b : rx_chains_[ci].writable) {
+        uint32_t off = 0;
+        while (off < b.len && pos < need) {
+          uint64_t n;
+          if (pos < hl) {
+            n = std::min<uint64_t>(hl - pos, b.len - off);
+            std::memcpy(b.host + off, hsrc + pos, n);
+          } else {
+            n = std::min<uint64_t>(need - pos, b.len - off);
+            std::memcpy(b.host + off, f.data.data() + (pos - hl), n);
+            counters_.rx_bounce_bytes += n;
+          }
+          off += static_cast<uint32_t>(n);
+          pos += n;
+          used[ci] += static_cast<uint32_t>(n);
+        }
+        if (pos >= need) break;
+      }
+    }
+    for (size_t i = 0; i < ci; ++i) q.push(rx_chains_[i].head, used[i]);
+    rx_chains_.erase(rx_chains_.begin(), rx_chains_.begin() + static_cast<ptrdiff_t>(ci));
+    pushed = true;
+    work = true;
+    ++counters_.rx_frames;
+    counters_.rx_bytes += f.data.size();
+    if (cfg_.on_frame) cfg_.on_frame(FrameDir::kToGuest, f.data);
+    rx_backlog_.pop_front();
+  }
+  if (pushed) q.call();
+  return work;
+}
+
+void VhostNetBridge::close() {
+  if (front_) front_->close();
+}
+
+}  // namespace pvnet

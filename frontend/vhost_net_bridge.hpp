@@ -1,0 +1,173 @@
+// The guest's side of the split driver for a real Linux guest under QEMU whose NIC is virtio-net over vhost-user.
+//
+// The guest's RAM (SET_MEM_TABLE memfds) becomes the simulated domain's memory: each region is adopted at its
+// guest-physical frame, plus one pvnet-made region above the guest's RAM for the driver's own pages (netif rings,
+// header-slot pages, gref table, RX pages): only that region is handed to netfront as its GuestPagePool.
+//
+// TX: each virtio TX chain (virtio-net header + frame, possibly scattered) becomes one netfront transmit whose
+// pieces are the guest's own pages: netfront copies the headers into a header slot and grants the pages holding
+// the payload; nothing of the payload is copied here. The chain goes back to the guest (used ring) only when
+// netfront reports the frame complete (TxDone): until then the backend may still read those pages.
+// RX: netfront receives into its pages; the frame is copied into the guest's RX buffers (counted in
+// rx_bounce_bytes) with a virtio-net header carrying num_buffers, GSO and checksum state.
+//
+// Single-threaded, non-blocking: the owner calls poll() when any of fds() is readable, and at least every
+// poll_interval_ms() (netfront timeouts, the device directory appearing).
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "frontend/netfront.hpp"
+#include "frontend/page_pool.hpp"
+#include "frontend/vhost_user.hpp"
+#include "frontend/virtqueue.hpp"
+#include "grant-sim/domain_shm.hpp"
+#include "grant-sim/platform.hpp"
+
+namespace pvnet {
+
+struct VhostNetCounters {
+  uint64_t vhost_messages = 0;
+  uint64_t vhost_unsupported = 0;    // messages answered "unsupported" or ignored
+  uint64_t tx_frames = 0;            // guest frames handed to netfront
+  uint64_t tx_bytes = 0;
+  uint64_t tx_completed = 0;         // chains returned to the guest after TxDone
+  uint64_t tx_dropped = 0;           // frames netfront refused (invalid) or the backend did not deliver
+  uint64_t tx_bad_chains = 0;        // chains dropped by the virtqueue (loop, outside RAM, ...) or malformed here
+  uint64_t tx_busy = 0;              // transmit() said busy: the chain waits for room
+  uint64_t tx_payload_copy_bytes = 0;  // bytes of guest TX frames copied by this bridge (the design keeps it 0)
+  uint64_t tx_header_copy_bytes = 0;   // virtio-net header bytes read out of the chain
+  uint64_t rx_frames = 0;            // frames written into guest buffers
+  uint64_t rx_bytes = 0;
+  uint64_t rx_bounce_bytes = 0;      // frame bytes copied into guest buffers on the guest side
+  uint64_t rx_dropped_no_buffers = 0;  // backlog full, or the RX queue not running
+  uint64_t rx_dropped_too_big = 0;   // frame does not fit the guest's buffers (no MRG_RXBUF, small buffers)
+  uint64_t rx_bad_chains = 0;
+  uint64_t guest_disconnects = 0;    // a broken ring or protocol error made us drop the guest
+};
+
+enum class FrameDir : uint8_t { kFromGuest, kToGuest };
+
+struct VhostNetConfig {
+  DomId domid{1};
+  std::string device_dir;            // default: /local/domain/<domid>/device/vif/0
+  uint64_t driver_pages = 2048;      // the extra region netfront's pool draws from (8 MiB)
+  uint32_t nr_grant_entries = 8192;
+  NetfrontConfig netfront;
+  uint64_t features = kDefaultFeatures;
+  // Makes the simulated domain from the guest's memory (SimClient::connect(.., adopt) or SimHypervisor::adopt).
+  std::function<Result<std::unique_ptr<Platform>>(DomainShm)> make_platform;
+  // Optional tap on every frame (the CLI's --capture).
+  std::function<void(FrameDir, std::span<const std::byte>)> on_frame;
+  size_t rx_backlog = 256;           // frames received while the guest has no RX buffers
+
+  static constexpr uint64_t kDefaultFeatures =
+      vhost::feat::kVersion1 | vhost::feat::kProtocolFeatures | vhost::feat::kRingIndirectDesc |
+      vhost::feat::kRingEventIdx | vhost::feat::kNetMrgRxbuf | vhost::feat::kNetCsum | vhost::feat::kNetGuestCsum |
+      vhost::feat::kNetHostTso4 | vhost::feat::kNetHostTso6 | vhost::feat::kNetGuestTso4 |
+      vhost::feat::kNetGuestTso6;
+};
+
+// virtio-net header (virtio 1.1 5.1.6), 12 bytes with VERSION_1 or MRG_RXBUF, else 10.
+#pragma pack(push, 1)
+struct VirtioNetHdr {
+  uint8_t flags = 0;
+  uint8_t gso_type = 0;
+  uint16_t hdr_len = 0;
+  uint16_t gso_size = 0;
+  uint16_t csum_start = 0;
+  uint16_t csum_offset = 0;
+  uint16_t num_buffers = 0;
+};
+#pragma pack(pop)
+namespace vnet {
+inline constexpr uint8_t kFlagNeedsCsum = 1, kFlagDataValid = 2;
+inline constexpr uint8_t kGsoNone = 0, kGsoTcpv4 = 1, kGsoUdp = 3, kGsoTcpv6 = 4, kGsoEcn = 0x80;
+}  // namespace vnet
+
+class VhostNetBridge {
+ public:
+  explicit VhostNetBridge(VhostNetConfig config);
+  ~VhostNetBridge();
+  VhostNetBridge(const VhostNetBridge&) = delete;
+  VhostNetBridge& operator=(const VhostNetBridge&) = delete;
+
+  // A vhost-user front-end connected (accepted, or our connect to its server socket). Replaces any previous one.
+  void attach(UniqueFd conn);
+  bool poll();  // one non-blocking pass; true if anything happened
+  std::vector<int> fds() const;
+  static constexpr int poll_interval_ms() { return 20; }
+
+  bool guest_connected() const { return chan_.has_value(); }   // a vhost-user front-end is attached
+  bool netfront_connected() const { return front_ && front_->connected(); }
+  bool running() const;  // both queues started and enabled, netfront connected
+  const std::string& error() const { return error_; }  // why the guest was dropped (last time)
+  const VhostNetCounters& counters() const { return counters_; }
+  const vhost::VirtqCounters& rx_queue_counters() const { return vq_[0].counters(); }
+  const vhost::VirtqCounters& tx_queue_counters() const { return vq_[1].counters(); }
+  uint64_t acked_features() const { return acked_; }
+  const Netfront* netfront() const { return front_.get(); }
+  Platform* platform() { return platform_.get(); }
+  Pfn driver_region_first() const { return driver_first_; }
+  void close();  // netfront teardown; poll() until netfront()->state() is kClosed
+
+ private:
+  struct QueueSetup {
+    uint32_t num = 0;
+    vhost::VringAddr addr{};
+    bool have_addr = false;
+    uint16_t base = 0;
+    bool enabled = false;
+    bool kick_set = false;
+  };
+  struct PendingTx {
+    vhost::Chain chain;
+    bool valid = false;
+  };
+
+  bool handle_messages();
+  Result<void> handle(vhost::Message& m, bool* replied);
+  Result<void> set_mem_table(vhost::Message& m);
+  Result<void> make_domain();
+  void try_start(uint32_t q);
+  bool queue_ready(uint32_t q) const;
+  void drop_guest(std::string why);
+  bool ensure_netfront();
+  bool process_tx();
+  bool tx_one(vhost::Chain& c);
+  void on_tx_done(const TxDone& d);
+  bool deliver_rx();
+  uint32_t hdr_len() const;
+
+  VhostNetConfig cfg_;
+  VhostNetCounters counters_;
+  std::string error_;
+  std::optional<vhost::Channel> chan_;
+  uint64_t acked_ = 0;
+  uint64_t proto_acked_ = 0;
+  std::optional<vhost::GuestMemoryTable> mem_;
+  std::array<QueueSetup, 2> setup_{};
+  std::array<vhost::SplitVirtqueue, 2> vq_;  // 0 = receiveq1, 1 = transmitq1
+  uint32_t tx_generation_ = 0;               // bumped when the TX queue stops: late TxDones are ignored
+
+  std::unique_ptr<Platform> platform_;
+  Pfn driver_first_{0};
+  std::unique_ptr<MemoryPagePool> pool_;
+  std::unique_ptr<Netfront> front_;
+  std::chrono::steady_clock::time_point next_dir_check_{};
+
+  PendingTx tx_stalled_;                  // popped, transmit() said busy
+  std::vector<TxPiece> pieces_;           // scratch
+  std::deque<ReceivedFrame> rx_backlog_;
+  std::vector<vhost::Chain> rx_chains_;   // scratch (mergeable buffers of one frame)
+  std::optional<vhost::Chain> rx_held_;   // a popped RX chain not used yet
+};
+
+}  // namespace pvnet
