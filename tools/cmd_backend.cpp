@@ -23,10 +23,12 @@
 #include "backend/backend.hpp"
 #include "backend/null_sink.hpp"
 #include "backend/pcap_sink.hpp"
+#include "backend/tap_sink.hpp"
 #include "backend/vif_sink.hpp"
 #include "grant-sim/sim_hypervisor.hpp"
 #include "grant-sim/sim_server.hpp"
 #include "tools/command.hpp"
+#include "tools/guest_env.hpp"
 #include "tools/traffic_window.hpp"
 
 namespace po = boost::program_options;
@@ -60,6 +62,11 @@ struct DaemonOptions {
   std::optional<std::set<uint16_t>> frontends;  // absent: every domain
   uint32_t mtu = 9000;
   std::string json;
+  // The TAP sink (dom0 -> host): domain tap_for's TX goes to TAP tap_name in namespace tap_netns, and back.
+  std::string tap_netns;
+  uint16_t tap_for = 0;
+  std::string tap_name;
+  std::vector<std::string> tap_addrs;
 };
 
 // The toolstack half: which domains have a vif, and which sink each vif's TX goes to.
@@ -83,6 +90,7 @@ class BackendDaemon {
   std::unique_ptr<Platform> toolstack_;  // the toolstack's own handle: @introduceDomain/@releaseDomain
   std::shared_ptr<PcapSink> pcap_;
   std::shared_ptr<NullSink> null_;
+  std::shared_ptr<TapSink> tap_;
   std::shared_ptr<NoDestinationSink> nowhere_ = std::make_shared<NoDestinationSink>();
   std::unique_ptr<Backend> backend_;
   std::map<uint16_t, VifId> vifs_;  // frontend domain -> its vif
@@ -115,6 +123,16 @@ Result<void> BackendDaemon::setup() {
     return make_error(EINVAL, "unknown --sink '" + opt_.sink + "' (vif, pcap, null)");
   }
 
+  if (!opt_.tap_netns.empty()) {
+    auto ns = ensure_netns(opt_.tap_netns);
+    if (!ns) return ns.error();
+    if (opt_.tap_name.empty()) opt_.tap_name = "pvtap" + std::to_string(opt_.tap_for);
+    auto t = TapSink::open(*ns, opt_.tap_name);
+    if (!t) return t.error();
+    tap_ = std::shared_ptr<TapSink>(std::move(t).value());
+    if (auto r = configure_netns_link(opt_.tap_netns, opt_.tap_name, opt_.tap_addrs, 1500); !r) return r.error();
+  }
+
   BackendOptions bo;
   bo.payload_policy = opt_.policy;
   auto be = Backend::create(*dom0_, bo);
@@ -128,6 +146,7 @@ Result<void> BackendDaemon::setup() {
 }
 
 std::shared_ptr<Sink> BackendDaemon::tx_sink_for(uint16_t dom) {
+  if (tap_ && dom == opt_.tap_for) return tap_;
   if (pcap_) return pcap_;
   if (null_) return null_;
   auto f = opt_.forward.find(dom);
@@ -216,6 +235,11 @@ Result<void> BackendDaemon::stop_and_report() {
   j["dom0_rx_queued"] = final.rx_queued;
   if (pcap_) j["sink_frames"] = pcap_->frames_written();
   if (null_) j["sink_frames"] = null_->packets();
+  if (tap_) {
+    j["tap"] = {{"netns", opt_.tap_netns}, {"ifname", tap_->ifname()}, {"domid", opt_.tap_for},
+                {"frames_to_host", tap_->frames_to_host()}, {"frames_to_guest", tap_->frames_to_guest()},
+                {"frames_dropped_no_guest", tap_->frames_dropped_no_guest()}};
+  }
   j["backend_at_stop"] = at_stop;
   if (!opt_.json.empty()) {
     std::ofstream f(opt_.json);
@@ -250,6 +274,10 @@ int BackendDaemon::run() {
     p.push_back({server_->fd(), POLLIN, 0});
     p.push_back({toolstack_->store().watch_fd(), POLLIN, 0});
     for (int fd : backend_->fds()) p.push_back({fd, POLLIN, 0});
+    // The TAP only while its guest can take more: a full RX queue must not make poll() spin.
+    const auto tap_vif = tap_ ? vifs_.find(opt_.tap_for) : vifs_.end();
+    if (tap_ && (tap_vif == vifs_.end() || backend_->rx_has_room(tap_vif->second)))
+      p.push_back({tap_->fd(), POLLIN, 0});
     // Idle: sleep on the fds. Busy: only look, so a loaded ring is not kept waiting.
     if (::poll(p.data(), p.size(), work ? 0 : kIdleWaitMs) < 0 && errno != EINTR) {
       std::perror("pvnet backend: poll");
@@ -274,6 +302,16 @@ int BackendDaemon::run() {
     if (p[1].revents) server_->handle();
     if (p[2].revents && !toolstack_->store().read_watches().empty()) rescan_domains();
     work = backend_->poll();
+    if (tap_) {
+      const auto tv = vifs_.find(opt_.tap_for);  // again: rescan_domains() may have changed vifs_
+      if (tv != vifs_.end()) {
+        work += tap_->pump_rx(*backend_, tv->second);
+      } else {
+        char drain[65536];  // no vif yet: the host's frames have nowhere to go
+        while (::read(tap_->fd(), drain, sizeof drain) > 0) {
+        }
+      }
+    }
   }
   if (auto r = stop_and_report(); !r) {
     std::cerr << "pvnet backend: " << r.error().reason << "\n";
@@ -302,7 +340,7 @@ int cmd_backend(int argc, char** argv) {
   std::vector<std::string> forward;
   po::options_description desc(
       "usage: pvnet backend --socket PATH [--policy P] [--sink vif|pcap|null] [--out FILE] [--forward A:B ...]\n"
-      "                     [--frontends 1,2,...] [--mtu N] [--json FILE]\n\n"
+      "                     [--frontends 1,2,...] [--mtu N] [--json FILE] [--tap-netns NS --tap-for DOMID]\n\n"
       "dom0 as a process: serves the simulated hypervisor on PATH, gives every guest domain that appears a vif\n"
       "(the toolstack's job) and runs netback. Says \"ready PATH\" on stdout once listening. SIGUSR1/SIGUSR2:\n"
       "counters snapshot at traffic start/end; SIGTERM/SIGINT: tear every vif down, write --json, exit.\n\noptions");
@@ -314,7 +352,12 @@ int cmd_backend(int argc, char** argv) {
       ("forward", po::value(&forward)->composing(), "A:B: frames of domain A's vif go to domain B's vif")
       ("frontends", po::value(&frontends), "comma-separated domains to give a vif (default: every domain)")
       ("mtu", po::value(&o.mtu)->default_value(9000), "vif MTU")
-      ("json,j", po::value(&o.json), "write the counters here on exit");
+      ("json,j", po::value(&o.json), "write the counters here on exit")
+      ("tap-netns", po::value(&o.tap_netns), "TAP sink: make the TAP in this network namespace (ip netns add)")
+      ("tap-for", po::value(&o.tap_for), "TAP sink: the domain whose vif is bridged to the TAP")
+      ("tap-name", po::value(&o.tap_name), "TAP sink: interface name (default pvtapDOMID)")
+      ("tap-addr", po::value(&o.tap_addrs)->composing(),
+       "TAP sink: an address for the namespace's side (198.18.0.0/15, fd00::/8); default 198.18.0.254/24, fd00::fe/64");
   po::variables_map vm;
   try {
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -351,6 +394,11 @@ int cmd_backend(int argc, char** argv) {
     }
     o.frontends = *l;
   }
+  if (!o.tap_netns.empty() && (!o.tap_for || o.tap_for >= kFirstReservedDomId)) {
+    std::cerr << "pvnet backend: --tap-netns needs --tap-for DOMID\n";
+    return 2;
+  }
+  if (o.tap_addrs.empty()) o.tap_addrs = {"198.18.0.254/24", "fd00::fe/64"};
   BackendDaemon d(std::move(o));
   return d.run();
 }

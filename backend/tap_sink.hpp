@@ -1,0 +1,54 @@
+// The TAP sink: dom0 -> host. A guest's TX frames are written to a TAP device; frames the host sends into the
+// TAP are queued to that guest's RX (Backend::queue_rx, delivered by grant copy from dom0 memory). The TAP is
+// opened inside a network namespace (setns around TUNSETIFF: a tun fd keeps the namespace its device was made
+// in), so the host side of the link lives in that namespace only.
+//
+// The TAP speaks virtio_net_hdr (IFF_VNET_HDR) so a guest's GSO super-frame and its partial checksum
+// (NETTXF_csum_blank) go to the kernel as they are and the kernel segments / finishes them, as xen-netback
+// hands a GSO skb to the bridge. Offloads towards the guest stay off: the kernel gives us MTU-sized frames with
+// complete checksums.
+//
+// Writing a frame to the kernel means reading its payload: the sink gathers it into a private buffer first
+// (the payload policy's lazy pointers fault in user space, never inside write()).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.hpp"
+#include "backend/sink.hpp"
+#include "grant-sim/unique_fd.hpp"
+
+namespace pvnet {
+
+class TapSink final : public Sink {
+ public:
+  // Opens (creates) TAP `ifname` in the network namespace at `netns_path` (/run/netns/NAME; empty: ours).
+  // The device comes up without addresses: the caller configures the namespace's side (ip -n NAME ...).
+  static Result<std::unique_ptr<TapSink>> open(const std::string& netns_path, const std::string& ifname);
+  TapSink(UniqueFd fd, std::string ifname) : fd_(std::move(fd)), ifname_(std::move(ifname)) {}
+
+  std::string name() const override { return "tap"; }
+  bool reads_payload() const override { return true; }  // the kernel gets every byte
+  SinkResult consume(TxPacket& pkt, PayloadPolicy& payload, BackendCounters& src) override;
+
+  // The host -> guest half: reads what the TAP has and queues it to `vif`'s RX while the vif has room. Frames
+  // read while the vif is not connected are dropped (counted). Returns frames read.
+  size_t pump_rx(Backend& backend, VifId vif);
+  int fd() const { return fd_.get(); }
+  const std::string& ifname() const { return ifname_; }
+
+  uint64_t frames_to_host() const { return to_host_; }
+  uint64_t frames_to_guest() const { return to_guest_; }
+  uint64_t frames_dropped_no_guest() const { return dropped_no_guest_; }
+
+ private:
+  UniqueFd fd_;
+  std::string ifname_;
+  std::vector<std::byte> frame_;   // reused: virtio_net_hdr + frame towards the host
+  std::vector<std::byte> rx_buf_;  // reused: one read from the TAP
+  uint64_t to_host_ = 0, to_guest_ = 0, dropped_no_guest_ = 0;
+};
+
+}  // namespace pvnet
