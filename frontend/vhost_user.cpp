@@ -42,32 +42,37 @@ const char* request_name(uint32_t r) {
 }
 
 Result<Message> Channel::read_message() {
-  // Read what is there (with any fds), then cut one message off the buffer if complete.
+  // Read exactly the header, then exactly the payload: ancillary fds travel with the bytes of the sendmsg that
+  // carried them, and a stream socket would otherwise hand us several messages (and the fds of a later one) in one
+  // recvmsg. Reading message by message keeps each message's fds with it (as libvhost-user does).
   for (;;) {
+    size_t want = sizeof(MsgHeader);
     if (in_.size() >= sizeof(MsgHeader)) {
       MsgHeader h;
       std::memcpy(&h, in_.data(), sizeof h);
       if (h.size > kMaxPayload) return make_error(EPROTO, "vhost-user message of " + std::to_string(h.size) + " bytes");
-      if (in_.size() >= sizeof h + h.size) {
+      want = sizeof h + h.size;
+      if (in_.size() == want) {
         Message m;
         m.hdr = h;
-        m.payload.assign(in_.begin() + sizeof h, in_.begin() + static_cast<ptrdiff_t>(sizeof h + h.size));
-        in_.erase(in_.begin(), in_.begin() + static_cast<ptrdiff_t>(sizeof h + h.size));
-        // QEMU sends a message's fds with its first bytes; the whole set belongs to this message.
+        m.payload.assign(in_.begin() + sizeof h, in_.end());
+        in_.clear();
         m.fds = std::move(in_fds_);
         in_fds_.clear();
         return m;
       }
     }
-    std::byte buf[4096];
+    const size_t have = in_.size();
+    in_.resize(want);
     alignas(cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * kMaxRegions)];
-    iovec iov{buf, sizeof buf};
+    iovec iov{in_.data() + have, want - have};
     msghdr mh{};
     mh.msg_iov = &iov;
     mh.msg_iovlen = 1;
     mh.msg_control = cbuf;
     mh.msg_controllen = sizeof cbuf;
     const ssize_t n = ::recvmsg(fd_.get(), &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    in_.resize(have + (n > 0 ? static_cast<size_t>(n) : 0));
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return make_error(EAGAIN, "no complete message");
@@ -84,7 +89,6 @@ Result<Message> Channel::read_message() {
     }
     if (mh.msg_flags & MSG_CTRUNC) return make_error(EPROTO, "vhost-user: too many fds in one message");
     if (n == 0) return make_error(ECONNRESET, "vhost-user front-end closed the connection");
-    in_.insert(in_.end(), buf, buf + n);
   }
 }
 
