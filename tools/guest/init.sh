@@ -46,7 +46,7 @@ if [ ! -e /sys/class/net/eth0 ]; then fail "eth0 FAIL no virtio-net device"; fin
 ip link set lo up
 ip link set eth0 up
 [ -n "$IP" ] && ip addr add "$IP" dev eth0
-[ -n "$IP6" ] && ip -6 addr add "$IP6" dev eth0 nodad
+[ -n "$IP6" ] && ip -6 addr add "$IP6" dev eth0
 say "eth0 ok ip=$IP mac=$(cat /sys/class/net/eth0/address) kernel=$(uname -r)"
 
 step_wait() {
