@@ -10,7 +10,7 @@
 namespace pvnet {
 
 Result<std::unique_ptr<Backend>> Backend::create(Platform& dom0, BackendOptions options) {
-  auto payload = make_payload_policy(options.payload_policy, dom0.mapper(), options.lazy_window_pages);
+  auto payload = make_payload_policy(options.payload_policy, dom0, options.lazy_window_pages);
   if (!payload) return payload.error();
   return std::unique_ptr<Backend>(new Backend(dom0, options, std::move(payload).value()));
 }
@@ -24,6 +24,12 @@ Backend::~Backend() {
     (void)dom0_.store().unwatch(vif->paths.frontend, vif->token);
   }
   payload_->end_poll();
+}
+
+// Header slots need the control ring (registration) and a policy that models a backend with the extension; a
+// frontend that asks anyway when they are not offered gets plain netif, as from a backend that never heard of them.
+bool Backend::offers_header_slots(const Vif& vif) const {
+  return vif.opts.offer_header_slots && vif.opts.offer_ctrl_ring && payload_->traits().offers_header_slots;
 }
 
 Backend::Vif* Backend::find(VifId id) const {
@@ -59,7 +65,7 @@ Result<VifId> Backend::add_vif(DomId frontend, uint32_t handle, VifOptions optio
       {"feature-rx-flip", "0"},
       {"feature-split-event-channels", "1"},
       {"feature-ctrl-ring", vif->opts.offer_ctrl_ring ? "1" : "0"},
-      {netif::key::feature_header_slots, vif->opts.offer_header_slots && vif->opts.offer_ctrl_ring ? "1" : "0"},
+      {netif::key::feature_header_slots, offers_header_slots(*vif) ? "1" : "0"},
       {"mtu", std::to_string(vif->opts.mtu)},
   };
   for (const auto& [key, value] : features)
@@ -214,7 +220,7 @@ Result<void> Backend::connect(Vif& vif) {
   }
   bool slots = false;
   uint32_t slot_size = netif::kHeaderSlotSizeDefault;
-  if (vif.opts.offer_header_slots && vif.opts.offer_ctrl_ring && flag(netif::key::request_header_slots)) {
+  if (offers_header_slots(vif) && flag(netif::key::request_header_slots)) {
     if (!ctrl_ref) return make_error(EINVAL, "request-header-slots without a control ring");
     if (store.read_opt(fe + "/" + netif::key::header_slot_size)) {
       auto s = read_u32(netif::key::header_slot_size);

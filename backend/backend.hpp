@@ -91,6 +91,7 @@ class Backend {
   Backend(Platform& dom0, BackendOptions options, std::unique_ptr<PayloadPolicy> payload);
 
   Vif* find(VifId id) const;
+  bool offers_header_slots(const Vif& vif) const;
   size_t process_watches();
   void frontend_changed(Vif& vif);
   Result<void> connect(Vif& vif);

@@ -8,6 +8,7 @@ namespace pvnet {
 class NullSink final : public Sink {
  public:
   std::string name() const override { return "null"; }
+  bool reads_payload() const override { return false; }  // headers only
   SinkResult consume(TxPacket& pkt, PayloadPolicy& payload, BackendCounters& src) override;
   uint64_t packets() const { return packets_; }
   uint64_t malformed_headers() const { return malformed_; }

@@ -20,6 +20,7 @@ class PcapSink final : public Sink {
   PcapSink(PcapWriter writer, Clock clock);
 
   std::string name() const override { return "pcap"; }
+  bool reads_payload() const override { return true; }  // it writes every byte
   SinkResult consume(TxPacket& pkt, PayloadPolicy& payload, BackendCounters& src) override;
   void end_poll() override;
   Result<void> close() { return writer_.close(); }

@@ -105,8 +105,13 @@ size_t Backend::rx_action() {
       };
       if (!fr.local.empty())
         emit(CopySide::local(fr.local.data()), static_cast<uint32_t>(fr.local.size()), true);
-      for (const auto& fg : fr.frags)
-        if (fg.len != 0) emit(CopySide::gref(fg.dom, fg.gref, fg.offset), fg.len, false);
+      for (const auto& fg : fr.frags) {
+        if (fg.len == 0) continue;
+        if (fg.source == FragSource::copied)  // already in dom0 memory (fr.payload_copy): local -> guest
+          emit(CopySide::local(const_cast<std::byte*>(fg.data)), fg.len, true);
+        else
+          emit(CopySide::gref(fg.dom, fg.gref, fg.offset), fg.len, false);
+      }
       w.op_end = ops.size();
 
       // Responses: status = bytes in the buffer, more_data on all but the last, flags on the first.

@@ -37,6 +37,10 @@ class Sink {
   // answers pkt.completion with the result's status. `src` are the source vif's counters (the sink adds what it
   // made dom0 do: payload bytes read, pages touched).
   virtual SinkResult consume(TxPacket& pkt, PayloadPolicy& payload, BackendCounters& src) = 0;
+  // Whether consume() reads the payload bytes (through PayloadPolicy::expose). The payload policy decides from it
+  // before the poll's batches run: auto copies the payload of a reading sink and leaves the others' unmapped.
+  // Assumed by default, which is always correct (a sink that never reads only makes auto copy for nothing).
+  virtual bool reads_payload() const { return true; }
   // Once per poll, after every packet of the poll went through.
   virtual void end_poll() {}
 };

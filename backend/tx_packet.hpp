@@ -16,6 +16,14 @@ namespace pvnet {
 struct VifIdTag {};
 using VifId = StrongId<VifIdTag, uint32_t>;  // the backend's handle for one vif (frontend domain + device handle)
 
+// Where a payload piece's bytes are for dom0 (set by the payload policy).
+enum class FragSource : uint8_t {
+  grant,   // only the grant reference: forwarded gref -> gref, or exposed lazily
+  lazy,    // `data` points into the lazy window: the first touch faults the page in
+  mapped,  // `data` points into an eager mapping of the page (unmapped at the end of the poll)
+  copied,  // `data` points into the packet's payload_copy (dom0 memory, filled by grant copy)
+};
+
 // One payload piece: `len` bytes at `offset` in the page the guest `dom` granted as `gref`. Never crosses a page.
 struct TxFrag {
   DomId dom;
@@ -26,6 +34,8 @@ struct TxFrag {
   // touch faults the page in). Valid until the policy's end_poll().
   const std::byte* data = nullptr;
   int32_t window_slot = -1;  // the lazy-window slot behind `data`, if any
+  FragSource source = FragSource::grant;
+  int32_t batch_op = -1;     // mapped/copied: its op in the poll's TxBatch (maps or copies)
 };
 
 struct GsoInfo {
@@ -60,6 +70,8 @@ struct TxPacket {
   uint16_t tx_flags = 0;          // NETTXF_csum_blank / NETTXF_data_validated, as the guest set them
   bool header_slot = false;       // header came from a kept header slot
   TxCompletion completion;        // the requests to answer
+  std::vector<std::byte> payload_copy;  // dom0 memory the payload was grant-copied into (copied frags point here)
+  uint32_t header_from_frag0 = 0;  // map policy, plain netif: header bytes still to memcpy out of frags[0]
 
   uint32_t payload_len() const { return len - static_cast<uint32_t>(header.size()); }
 };
@@ -68,7 +80,8 @@ struct TxPacket {
 // whole frame from a local source), then `frags` grant-copied straight from the source guest's pages.
 struct RxFrame {
   std::vector<std::byte> local;
-  std::vector<TxFrag> frags;
+  std::vector<TxFrag> frags;          // copied ones point into payload_copy, the others go gref -> gref
+  std::vector<std::byte> payload_copy;  // owns the bytes of copied frags until the RX copy
   uint32_t len = 0;
   GsoInfo gso;
   uint16_t rx_flags = 0;  // NETRXF_csum_blank / NETRXF_data_validated

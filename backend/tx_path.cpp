@@ -1,7 +1,8 @@
 // The TX path (guest -> dom0), in the shape of xenvif_tx_build_gops + xenvif_tx_submit: copy each request into
-// private memory once, validate the packet's whole chain, take the header (memcpy out of a kept header slot, or a
-// grant copy of up to 128 bytes for plain netif, batched over every vif of the poll), parse that private copy,
-// and hand the packet to the vif's sink with its payload still unmapped.
+// private memory once, validate the packet's whole chain, take the header (memcpy out of a kept header slot; for
+// plain netif a grant copy of up to 128 bytes, or under `map` a memcpy out of the mapped first page), let the
+// payload policy add its payload operations, run ONE batched map and ONE batched grant copy for every vif of the
+// poll, parse the private header copy, and hand the packet to the vif's sink.
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -17,8 +18,6 @@ namespace {
 // with an error; one of fatal_skb_slots (20) or more is a protocol violation.
 constexpr uint32_t kMaxSlotsPerPacket = netif::kNrSlotsMin;
 constexpr uint32_t kFatalSlots = 20;
-// XEN_NETBACK_TX_COPY_LEN: what Linux grant-copies of a plain-netif packet's first piece into the skb head.
-constexpr uint32_t kPlainHeaderCopy = 128;
 
 struct Built {
   Backend::Vif* vif = nullptr;
@@ -34,7 +33,9 @@ enum class Chain { ok, incomplete, fatal };
 
 size_t Backend::tx_action() {
   std::vector<Built> built;
-  std::vector<CopyOp> copies;
+  TxBatch batch;
+  std::vector<CopyOp>& copies = batch.copies;
+  const PayloadPolicyTraits traits = payload_->traits();
   size_t work = 0;
 
   for (auto& [vid, vifp] : vifs_) {
@@ -191,8 +192,14 @@ size_t Backend::tx_action() {
         vif.counters.header_bytes += first_len;
         ++vif.counters.slots_used;
         ++vif.counters.tx_header_slot_packets;
+      } else if (traits.map_first_page) {
+        // The whole first piece is mapped with the payload; its header is memcpy'd out once the batch ran.
+        pkt.header_from_frag0 = std::min(first_len, traits.plain_header_copy);
+        ++vif.counters.tx_plain_packets;
+        if (first_len != 0)
+          pkt.frags.push_back(TxFrag{vif.fe_dom, first.gref, first.offset, static_cast<uint16_t>(first_len)});
       } else {
-        const uint32_t hl = std::min(first_len, kPlainHeaderCopy);
+        const uint32_t hl = std::min(first_len, traits.plain_header_copy);
         pkt.header.resize(hl);
         if (hl != 0) {
           b.copy_op = copies.size();
@@ -215,8 +222,13 @@ size_t Backend::tx_action() {
       ++work;  // more arrived meanwhile: poll again
   }
 
-  // One grant copy for every plain-netif header of the poll.
+  // The policy's payload operations join the poll's batches (the headers' grant copies are already in).
+  for (auto& b : built)
+    if (b.drop_status == 0) payload_->prepare(b.pkt, b.vif->opts.sink->reads_payload(), batch);
+  // One map and one grant copy for the whole poll.
+  if (!batch.maps.empty()) dom0_.mapper().map(batch.maps);
   if (!copies.empty()) dom0_.mapper().copy(copies);
+  payload_->batch_done(batch);
 
   for (auto& b : built) {
     Vif& vif = *b.vif;
@@ -227,6 +239,29 @@ size_t Backend::tx_action() {
         b.drop_reason = "bad_header_grant";
       } else {
         vif.counters.header_bytes += pkt.header.size();
+      }
+    }
+    if (b.drop_status == 0) {
+      if (auto ok = payload_->resolve(pkt, batch); !ok) {
+        b.drop_status = netif::rsp::error;
+        b.drop_reason = pkt.header_from_frag0 ? "bad_header_grant" : "bad_payload_grant";
+      }
+    }
+    if (b.drop_status == 0 && pkt.header_from_frag0 != 0) {
+      // The header leaves the mapped guest page here, before anyone parses it: the guest may rewrite the page.
+      TxFrag& f0 = pkt.frags.front();
+      const uint32_t hl = pkt.header_from_frag0;
+      pkt.header.resize(hl);
+      std::memcpy(pkt.header.data(), f0.data, hl);
+      vif.counters.backend_memcpy_bytes += hl;
+      vif.counters.header_bytes += hl;
+      pkt.header_from_frag0 = 0;
+      if (f0.len == hl) {
+        pkt.frags.erase(pkt.frags.begin());  // still unmapped by end_poll: the policy holds its handle
+      } else {
+        f0.offset = static_cast<uint16_t>(f0.offset + hl);
+        f0.len = static_cast<uint16_t>(f0.len - hl);
+        f0.data += hl;
       }
     }
     if (b.drop_status == 0) {

@@ -18,6 +18,7 @@ SinkResult VifSink::consume(TxPacket& pkt, PayloadPolicy& payload, BackendCounte
   if (pkt.tx_flags & netif::txf::data_validated) f.rx_flags |= netif::rxf::data_validated;
   f.local = std::move(pkt.header);
   f.frags = std::move(pkt.frags);
+  f.payload_copy = std::move(pkt.payload_copy);  // a policy that copied the payload (copy): sent from dom0 memory
   f.has_completion = true;
   f.completion = std::move(pkt.completion);
   if (auto ok = backend_.queue_rx(dst_, std::move(f)); !ok)

@@ -13,6 +13,7 @@ class VifSink final : public Sink {
  public:
   VifSink(Backend& backend, VifId destination) : backend_(backend), dst_(destination) {}
   std::string name() const override { return "vif"; }
+  bool reads_payload() const override { return false; }  // forwarded by grant copy, never read by dom0's CPU
   bool ready(VifId src) const override;
   SinkResult consume(TxPacket& pkt, PayloadPolicy& payload, BackendCounters& src) override;
   VifId destination() const { return dst_; }

@@ -179,7 +179,10 @@ Result<void> Replay::connect() {
     if (!front_a_->connected() || !front_b_->connected()) return false;
     if (!backend_->connected(vif_a_) || !backend_->connected(vif_b_)) return false;
     // Header slots registered (when asked for and offered) before traffic starts, so every frame uses them.
-    if (opt_.header_slots && (!front_a_->using_header_slots() || !backend_->header_slots(vif_a_))) return false;
+    // (A policy that models a backend without the extension does not offer them: plain netif then.)
+    if (opt_.header_slots && payload_policy_traits(opt_.policy).offers_header_slots &&
+        (!front_a_->using_header_slots() || !backend_->header_slots(vif_a_)))
+      return false;
     return true;
   };
   while (!ready()) {
