@@ -225,6 +225,7 @@ Result<void> BackendDaemon::stop_and_report() {
   if (pcap_) closed = pcap_->close();
 
   nlohmann::json j = traffic_window_json(start, end, final);
+  j["dropped"] = traffic_window(start, end).dropped;  // frames the backend answered with an error, by reason
   j["policy"] = pvnet::to_string(opt_.policy);
   j["sink"] = opt_.sink;
   j["traffic_window"] = start_ && end_ ? "snapshots" : start_ ? "start snapshot to stop" : "whole run";
