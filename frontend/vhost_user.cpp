@@ -138,7 +138,9 @@ void GuestMemoryTable::unmap() {
 
 Result<GuestMemoryTable> GuestMemoryTable::create(std::span<const MemRegionDesc> descs, std::vector<UniqueFd> fds) {
   if (descs.empty() || descs.size() > kMaxRegions) return make_error(EPROTO, "SET_MEM_TABLE: bad region count");
-  if (fds.size() != descs.size()) return make_error(EPROTO, "SET_MEM_TABLE: one fd per region expected");
+  if (fds.size() != descs.size())
+    return make_error(EPROTO, "SET_MEM_TABLE: one fd per region expected (" + std::to_string(descs.size()) +
+                                  " regions, " + std::to_string(fds.size()) + " fds)");
   GuestMemoryTable t;
   const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
   for (size_t i = 0; i < descs.size(); ++i) {
