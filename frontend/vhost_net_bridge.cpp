@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -238,7 +239,14 @@ Result<void> VhostNetBridge::set_mem_table(Message& m) {
   std::span<const MemRegionDesc> descs(md.regions, md.nregions);
   if (mem_ && platform_) {
     // The domain's memory is fixed once adopted; QEMU re-sends the same table on every vhost start.
-    if (!mem_->same_layout(descs)) return make_error(EPROTO, "guest memory layout changed (hot-plug unsupported)");
+    // Same layout AND the same memory objects (a new QEMU process has new memfds: that is another guest).
+    bool same = mem_->same_layout(descs) && m.fds.size() == descs.size();
+    for (size_t i = 0; same && i < descs.size(); ++i) {
+      struct stat a {}, b {};
+      same = ::fstat(m.fds[i].get(), &a) == 0 && ::fstat(mem_->regions()[i].fd.get(), &b) == 0 &&
+             a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+    }
+    if (!same) return make_error(EPROTO, "guest memory changed (hot-plug or another QEMU: restart the frontend)");
     return {};
   }
   auto t = GuestMemoryTable::create(descs, std::move(m.fds));
