@@ -284,9 +284,14 @@ int GuestRun::run() {
   SerialTail tail(o_.serial, "dom" + std::to_string(o_.domid) + " ");
   const auto deadline = t0 + std::chrono::seconds(o_.timeout_s);
   bool timed_out = false;
+  bool frontend_died = false;
   while (guest_running()) {
     tail.pump();
     pump_frontend();
+    if (frontend_ && frontend_->wait(Ms(0))) {  // the NIC's other end is gone: the guest cannot finish
+      frontend_died = true;
+      break;
+    }
     if (Clock::now() > deadline) {
       timed_out = true;
       break;
@@ -294,7 +299,13 @@ int GuestRun::run() {
     std::this_thread::sleep_for(Ms(o_.libvirt ? 500 : 100));
   }
   tail.pump();
-  if (timed_out || !tail.done()) stop_guest();
+  if (timed_out || frontend_died || !tail.done()) stop_guest();
+  if (frontend_died) {
+    pump_frontend();
+    std::cerr << "pvnet guest run: dom" << o_.domid << ": pvnet frontend " << frontend_->status_text()
+              << " while the guest ran (serial console: " << o_.serial << ")\n";
+    return 1;
+  }
   if (frontend_) {
     (void)frontend_->signal(SIGTERM);
     if (!frontend_->wait(Ms(10000))) frontend_->kill_and_reap();

@@ -10,7 +10,7 @@ NETNS=pvnet-test-$$
 
 build_guest
 start_backend --policy slots --tap-netns "$NETNS" --tap-for 1
-ip -n "$NETNS" addr show pvtap1 | grep -q 198.18.0.254 || fail "the TAP has no address in $NETNS"
+[[ "$(ip -n "$NETNS" addr show pvtap1)" == *198.18.0.254/24* ]] || fail "the TAP has no address in $NETNS"
 ip netns exec "$NETNS" python3 "$here/hostnet.py" recv 5001 >"$WORK/host-recv.out" 2>&1 &
 PIDS+=("$!"); HOST_RECV=$!
 guest 1 "wait:198.18.0.254,ping:198.18.0.254,ping:fd00::fe,send:198.18.0.254:5001,recv:5002,sleep:1" --mb $MB \

@@ -46,6 +46,8 @@ if [ ! -e /sys/class/net/eth0 ]; then fail "eth0 FAIL no virtio-net device"; fin
 ip link set lo up
 ip link set eth0 up
 [ -n "$IP" ] && ip addr add "$IP" dev eth0
+# No duplicate address detection (busybox ip has no nodad): the address is usable at once.
+echo 0 >/proc/sys/net/ipv6/conf/eth0/accept_dad 2>/dev/null
 [ -n "$IP6" ] && ip -6 addr add "$IP6" dev eth0
 say "eth0 ok ip=$IP mac=$(cat /sys/class/net/eth0/address) kernel=$(uname -r)"
 
