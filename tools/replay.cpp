@@ -13,6 +13,7 @@
 #include "grant-sim/sim_hypervisor.hpp"
 #include "shared-ring/packet_headers.hpp"
 #include "tools/trace_sender.hpp"
+#include "tools/traffic_window.hpp"
 
 namespace pvnet::tools {
 
@@ -216,48 +217,26 @@ Result<void> Replay::transmit_all() {
 void Replay::collect() {
   // The traffic's own costs: what dom0 paid between "connected" and the last completion. Connecting (mapping the
   // rings and the kept header-slot pages, once per connection) and tearing down are reported apart.
-  BackendCounters end = backend_->total();
-  BackendCounters total = at_traffic_end_;
-  GrantCounters traffic = at_traffic_end_.grant - at_connect_.grant;
-  total.grant = traffic;
-  total.backend_memcpy_bytes -= at_connect_.backend_memcpy_bytes;
-  total.header_bytes -= at_connect_.header_bytes;
+  BackendCounters window = traffic_window(at_connect_, at_traffic_end_);
   // Frames the backend answered with an error or dropped, by the backend's own reason.
-  for (auto& [reason, count] : total.dropped) stats_.dropped[reason] += count;
+  for (auto& [reason, count] : window.dropped) stats_.dropped[reason] += count;
   if (opt_.sink == SinkKind::pcap) {
     stats_.packets_out = pcap_sink_->frames_written();
-    stats_.bytes_out = total.bytes_out;
+    stats_.bytes_out = window.bytes_out;
   } else if (opt_.sink == SinkKind::null) {
     stats_.packets_out = null_sink_->packets();
-    stats_.bytes_out = total.bytes_out;
+    stats_.bytes_out = window.bytes_out;
   } else {
     // Forwarded but lost on B's side (a malformed RX chain): counted, never silent.
     uint64_t rx_err = front_b_->counters().rx_errors;
     if (rx_err) stats_.dropped["rx_error_at_destination"] += rx_err;
   }
-  nlohmann::json j;
+  nlohmann::json j = traffic_window_json(at_connect_, at_traffic_end_, backend_->total());
   j["trace"] = opt_.in;
   j["policy"] = pvnet::to_string(opt_.policy);
   j["sink"] = to_string(opt_.sink);
   j["header_slots"] = used_header_slots_;
   j["slot_size"] = opt_.slot_size;
-  j["backend_memcpy_bytes"] = total.backend_memcpy_bytes;
-  j["header_bytes"] = total.header_bytes;
-  j["grant_copy_bytes"] = total.grant.grant_copy_bytes;
-  j["dom0_bytes_copied"] = total.backend_memcpy_bytes + total.grant.grant_copy_bytes;
-  j["pages_mapped"] = total.grant.pages_mapped;
-  j["pages_unmapped"] = total.grant.pages_unmapped;
-  j["tlb_shootdowns"] = total.grant.tlb_shootdowns;
-  j["faults"] = total.grant.faults;
-  j["hypercalls"] = total.grant.hypercalls;
-  j["slots_used"] = total.slots_used;
-  j["backend"] = total;
-  j["connection"] = {{"pages_mapped_at_connect", at_connect_.grant.pages_mapped},
-                     {"hypercalls_at_connect", at_connect_.grant.hypercalls},
-                     {"grant_copy_bytes_at_connect", at_connect_.grant.grant_copy_bytes},
-                     {"pages_mapped_total", end.grant.pages_mapped},
-                     {"pages_unmapped_total", end.grant.pages_unmapped},
-                     {"mappings_left_after_teardown", end.grant.pages_mapped - end.grant.pages_unmapped}};
   j["frontend_tx"] = front_a_->counters();
   j["frontend_rx"] = front_b_->counters();
   stats_.detail = std::move(j);
