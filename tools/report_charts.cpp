@@ -145,7 +145,8 @@ Result<std::vector<std::string>> write_charts(const CompareReport& rep, const st
     << "set terminal pngcairo size 960,600 font 'sans,11' noenhanced\n"
     << "set style fill solid 0.85 border -1\n"
     << "set grid ytics\n"
-    << "set key outside right top\n"
+    << "set key below horizontal\n"
+    << "set bmargin 6\n"
     << "set yrange [0:*]\n";
   // (1) dom0 bytes copied: memcpy and grant copy stacked, the total labelled.
   g << "set output " << quoted(pngs[0]) << "\n"
@@ -154,8 +155,8 @@ Result<std::vector<std::string>> write_charts(const CompareReport& rep, const st
     << "set ylabel " << quoted(std::string("dom0 bytes copied (") + u.name + ")") << "\n"
     << "set style data histograms\nset style histogram rowstacked\nset boxwidth 0.6\n"
     << "plot " << quoted(d + "chart_policies.dat") << " using 5:xtic(1) title 'memcpy (dom0 CPU)', '' using 6 "
-    << "title 'grant copy (hypervisor)', '' using ($0):7:(sprintf('%.3g " << u.name
-    << " (%.0f%% of bytes in)', $7, $8)) with labels offset 0,0.8 notitle\n";
+    << "title 'grant copy (hypervisor)', '' using ($0):7:(sprintf(\"%.3g " << u.name
+    << "\\n%.0f%% of bytes in\", $7, $8)) with labels offset 0,1.6 notitle\n";
   // (2) ns/packet with the run-to-run range.
   g << "set output " << quoted(pngs[1]) << "\n"
     << "set title " << title("time per packet per payload policy (bar: median run, whisker: fastest..slowest)\\n" +
@@ -172,7 +173,7 @@ Result<std::vector<std::string>> write_charts(const CompareReport& rep, const st
   // (3) by frame size: percent copied (linear, 0 stays visible) and ns/packet (log: bins differ by orders).
   g << "set output " << quoted(pngs[2]) << "\n"
     << "set title " << title("dom0 bytes copied by frame-size bin, each bin replayed alone\\n" + subtitle) << "\n"
-    << "set xlabel 'frame-size bin, bytes'\n"
+    << "set xlabel 'frame-size bin, bytes' offset 0,-1\n"
     << "set ylabel 'dom0 bytes copied, % of the bin''s bytes in'\n"
     << "set style histogram clustered gap 1\nset boxwidth 0.9\n"
     << "plot for [i=2:" << np + 1 << "] " << quoted(d + "chart_bins_copied.dat")
