@@ -11,4 +11,7 @@ echo "== tests (RelWithDebInfo) =="
 ctest --test-dir build --output-on-failure -j 2 --timeout 600 || status=1
 echo "== tests (AddressSanitizer + UndefinedBehaviorSanitizer) =="
 ctest --test-dir build-asan --output-on-failure -j 2 --timeout 900 -LE no-sanitizer || status=1
+# Each libFuzzer target for PVNET_FUZZ_SECONDS (default 30) from its seed corpus; a new crash fails the run.
+echo "== fuzzing (tools/fuzz.sh, ${PVNET_FUZZ_SECONDS:-30} s per target) =="
+tools/fuzz.sh || status=1
 exit $status
