@@ -18,6 +18,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -285,6 +286,7 @@ int GuestRun::run() {
   const auto deadline = t0 + std::chrono::seconds(o_.timeout_s);
   bool timed_out = false;
   bool frontend_died = false;
+  std::optional<Clock::time_point> done_at;
   while (guest_running()) {
     tail.pump();
     pump_frontend();
@@ -296,10 +298,13 @@ int GuestRun::run() {
       timed_out = true;
       break;
     }
+    // The result is in: a guest that does not power off (no ACPI) gets 10 s, then is stopped.
+    if (tail.done() && !done_at) done_at = Clock::now();
+    if (done_at && Clock::now() - *done_at > std::chrono::seconds(10)) break;
     std::this_thread::sleep_for(Ms(o_.libvirt ? 500 : 100));
   }
   tail.pump();
-  if (timed_out || frontend_died || !tail.done()) stop_guest();
+  if (timed_out || frontend_died || !tail.done() || guest_running()) stop_guest();
   if (frontend_died) {
     pump_frontend();
     std::cerr << "pvnet guest run: dom" << o_.domid << ": pvnet frontend " << frontend_->status_text()
