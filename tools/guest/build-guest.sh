@@ -45,6 +45,11 @@ if [ ! -d "$tree/boot" ]; then
   chmod 777 "$dl"  # apt's _apt user writes the download
   (cd "$dl" && timeout 300 apt-get download -q "$kpkg" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
   deb=$(ls "$dl"/"$kpkg"_*.deb 2>/dev/null | head -n1)
+  if [ -z "$deb" ]; then  # stale package lists: the mirror moved on
+    timeout 300 apt-get update -qq || true
+    (cd "$dl" && timeout 300 apt-get download -q "$kpkg" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+    deb=$(ls "$dl"/"$kpkg"_*.deb 2>/dev/null | head -n1)
+  fi
   [ -n "$deb" ] || die "apt-get download $kpkg failed"
   rm -rf "$tree.tmp" "$tree.x"
   mkdir -p "$tree.tmp" "$tree.x"
