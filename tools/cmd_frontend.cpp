@@ -226,8 +226,9 @@ Result<void> FrontendDaemon::connect_netfront() {
     if (front_->state() == NetfrontState::kFailed) return make_error(EPROTO, "netfront: " + front_->error());
     if (!backend_gone_.empty()) return make_error(ENOTCONN, backend_gone_);
     if (stop_requested_) return make_error(EINTR, "stopped before the vif connected");
-    // Header slots registered (when asked for) before traffic, as in the in-process replay.
-    if (front_->connected() && (!opt_.header_slots || front_->using_header_slots())) {
+    // netfront reports Connected only once header-slot registration succeeded or fell back to plain netif (a
+    // backend whose payload policy does not offer header slots), so traffic never starts half-registered.
+    if (front_->connected()) {
       used_header_slots_ = front_->using_header_slots();
       return {};
     }
