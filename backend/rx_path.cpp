@@ -1,5 +1,6 @@
 // The RX path (dom0 -> guest), in the shape of xenvif_rx_action: for each vif with queued frames, take as many of
-// the guest's posted buffers as each frame needs (a page each, filled from offset 0; one more slot for a GSO
+// the guest's posted buffers as each frame needs (plain netif: a page each, filled from offset 0; with RX extents,
+// docs/protocol.md 7: each buffer's extent of its page, the first after the headroom; one more slot for a GSO
 // extra), build the grant copies (dom0 bytes -> guest, or source guest's gref -> this guest's gref), do ONE
 // batched grant copy for every vif of the poll, then answer each buffer.
 #include <algorithm>
@@ -41,25 +42,62 @@ size_t Backend::rx_action() {
       fatal_tx_err(vif, "RX " + checked.error().reason);
       continue;
     }
+    RxExtents& ext = vif.rx_ext;
+    bool violation = false;
     while (!vif.rx_queue.empty()) {
       RxFrame& f = vif.rx_queue.front();
       const uint32_t nbuf = std::max<uint32_t>(1, (f.len + kPageSize - 1) / kPageSize);
       const bool gso = f.gso.present();
       const char* drop = nullptr;
       if (f.len == 0 || f.len > netif::kMaxFrameBytes) drop = "rx_bad_length";
-      else if (nbuf > 1 && !vif.fe_sg) drop = "rx_no_sg";  // the frontend takes only single-buffer frames
+      else if (!ext.active && nbuf > 1 && !vif.fe_sg) drop = "rx_no_sg";  // the frontend takes only single-buffer frames
       else if (gso && !((f.gso.type == netif::gso_type::tcpv4 && vif.fe_gso_tcpv4) ||
                         (f.gso.type == netif::gso_type::tcpv6 && vif.fe_gso_tcpv6)))
         drop = "rx_no_gso";
-      else if (nbuf + (gso ? 1 : 0) > ring.size()) drop = "rx_too_many_slots";
+      else if (!ext.active && nbuf + (gso ? 1 : 0) > ring.size()) drop = "rx_too_many_slots";
+
+      // The buffers this frame needs: data buffers in ring order, the GSO extra's slot right after the first.
+      // Plain netif: whole pages from offset 0, so the count is known before consuming anything. Extents: take
+      // requests (and their extents) into `held` until their room covers the frame.
+      uint32_t take = 0;  // buffers of `held` the frame uses
+      if (!drop && !ext.active) {
+        const uint32_t need = nbuf + (gso ? 1 : 0);
+        if (ring.unconsumed_requests() < need) break;  // wait for the guest to post more buffers
+        for (uint32_t i = 0; i < need; ++i) ext.held.push_back(RxBuf{ring.consume_request(), 0, kPageSize});
+        take = need;
+      } else if (!drop) {
+        const uint32_t min_take = gso ? 2 : 1;
+        uint32_t room = 0, data_bufs = 0;
+        for (;;) {
+          for (; take < ext.held.size() && (room < f.len || take < min_take); ++take) {
+            if (gso && take == 1) continue;  // the extra's slot carries no data
+            room += ext.held[take].length - (take == 0 ? ext.headroom : 0);
+            ++data_bufs;
+          }
+          if (room >= f.len && take >= min_take) break;
+          if (ring.unconsumed_requests() == 0) break;
+          auto b = ext.take(ring.consume_request());
+          if (!b) {
+            violation = true;
+            break;
+          }
+          ext.held.push_back(*b);
+        }
+        if (violation) break;
+        if (room < f.len || take < min_take) {
+          // Every buffer the ring can hold is taken and the frame still does not fit: it never will.
+          if (ext.held.size() < ring.size()) break;  // wait for the guest to post more buffers
+          drop = "rx_too_many_slots";
+        } else if (data_bufs > 1 && !vif.fe_sg) {
+          drop = "rx_no_sg";
+        }
+      }
       if (drop) {
         vif.counters.dropped[drop]++;
         if (f.has_completion) complete_tx(f.completion, netif::rsp::error, drop);
         vif.rx_queue.pop_front();
         continue;
       }
-      const uint32_t need = nbuf + (gso ? 1 : 0);
-      if (ring.unconsumed_requests() < need) break;  // wait for the guest to post more buffers
 
       RxWork w;
       w.vif = &vif;
@@ -68,38 +106,39 @@ size_t Backend::rx_action() {
       RxFrame& fr = w.frame;
       w.op_begin = ops.size();
 
-      // Consume the buffers: data buffers in ring order, the GSO extra's slot right after the first.
-      std::vector<netif::RxRequest> bufs;
-      for (uint32_t i = 0; i < need; ++i) {
-        const netif::RxRequest req = ring.consume_request();
+      std::vector<RxBuf> bufs;
+      for (uint32_t i = 0; i < take; ++i) {
+        const RxBuf b = ext.held.front();
+        ext.held.pop_front();
         if (gso && i == 1) {
           w.extra_at = 1;
           w.rsps.push_back(netif::RxResponse{});  // filled below
           continue;
         }
-        bufs.push_back(req);
-        w.rsps.push_back(netif::RxResponse{req.id, 0, 0, 0});
+        bufs.push_back(b);
+        w.rsps.push_back(netif::RxResponse{b.req.id, b.offset, 0, 0});
       }
-      vif.counters.rx_requests += need;
-      work += need;
+      w.rsps[0].offset = static_cast<uint16_t>(bufs[0].offset + (ext.active ? ext.headroom : 0));
+      vif.counters.rx_requests += take;
+      work += take;
 
-      // Copy segments: source chunks (local bytes, then frags) cut at the destination page boundaries.
+      // Copy segments: source chunks (local bytes, then frags) cut at the destination buffers' ends, each buffer
+      // written from its response's offset, at most to the end of its extent (its page, without extents).
+      std::vector<uint32_t> filled(bufs.size(), 0);
       size_t b = 0;
-      uint32_t dst_off = 0;
+      auto start_of = [&](size_t i) -> uint32_t { return i == 0 ? w.rsps[0].offset : bufs[i].offset; };
+      auto room_of = [&](size_t i) -> uint32_t { return uint32_t{bufs[i].offset} + bufs[i].length - start_of(i); };
       auto emit = [&](CopySide src, uint32_t len, bool local) {
         uint32_t done = 0;
         while (done < len) {
-          if (dst_off == kPageSize) {
-            ++b;
-            dst_off = 0;
-          }
-          const uint32_t n = std::min(len - done, kPageSize - dst_off);
+          if (filled[b] == room_of(b)) ++b;
+          const uint32_t start = start_of(b) + filled[b];
+          const uint32_t n = std::min(len - done, room_of(b) - filled[b]);
           CopySide s = src;
           if (local) s.ptr += done;
           else s.offset = static_cast<uint16_t>(s.offset + done);
-          ops.push_back(copy_op(s, CopySide::gref(vif.fe_dom, bufs[b].gref, static_cast<uint16_t>(dst_off)),
-                               n));
-          dst_off += n;
+          ops.push_back(copy_op(s, CopySide::gref(vif.fe_dom, bufs[b].req.gref, static_cast<uint16_t>(start)), n));
+          filled[b] += n;
           done += n;
         }
       };
@@ -115,14 +154,11 @@ size_t Backend::rx_action() {
       w.op_end = ops.size();
 
       // Responses: status = bytes in the buffer, more_data on all but the last, flags on the first.
-      uint32_t left = fr.len;
       size_t bi = 0;
       for (size_t i = 0; i < w.rsps.size(); ++i) {
         if (i == w.extra_at) continue;
         auto& r = w.rsps[i];
-        const uint32_t n = std::min(left, kPageSize);
-        left -= n;
-        r.status = static_cast<int16_t>(n);
+        r.status = static_cast<int16_t>(filled[bi]);
         if (bi + 1 < bufs.size()) r.flags |= netif::rxf::more_data;
         if (bi == 0) {
           r.flags |= rx_csum_flags(fr.rx_flags);
@@ -139,6 +175,11 @@ size_t Backend::rx_action() {
         std::memcpy(&w.rsps[w.extra_at], &e, sizeof(e));
       }
       works.push_back(std::move(w));
+    }
+    if (violation) {
+      // A bad extent: the frontend broke the protocol. Only this vif is disabled (its queue dropped, counted).
+      fatal_tx_err(vif, "RX extent of a request is outside its page, empty or inside the headroom");
+      continue;
     }
     vif.counters.rx_queued = vif.rx_queue.size();
     // Frames still waiting for buffers: have the guest notify us when it posts more.

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "backend/backend.hpp"
+#include "backend/rx_extents.hpp"
 #include "shared-ring/netif.hpp"
 
 namespace pvnet {
@@ -67,6 +68,7 @@ struct Backend::Vif {
 
   std::unordered_map<GrantRef, KeptMapping> kept;  // gref -> kept header-slot mapping
   std::deque<RxFrame> rx_queue;                    // frames waiting for this guest's RX buffers
+  RxExtents rx_ext;                                // RX extents (docs/protocol.md 7): table, held buffers
   std::vector<netif::TxResponse> tx_shadow;        // answers waiting for this poll's single push
 
   BackendCounters counters;

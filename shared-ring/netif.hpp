@@ -259,6 +259,24 @@ inline constexpr uint32_t kHeaderSlotSizeMin = 64;
 inline constexpr uint32_t kHeaderSlotSizeMax = 2048;
 inline constexpr uint32_t kHeaderSlotSizeDefault = 128;
 
+// ---- RX extents extension (docs/protocol.md section 7) ----------------------------------------------------------
+// With it, each RX request's buffer is the extent {offset, length} of its granted page, read from a table page the
+// frontend granted read-only and the backend keeps mapped: entry `id` describes the buffer of the request with
+// that id. The backend copies an entry out once (no double fetch) and checks it before using it.
+struct RxExtent {
+  uint16_t offset;  // where the buffer starts in the granted page
+  uint16_t length;  // its size: offset + length <= 4096, length > the negotiated headroom
+};
+static_assert(sizeof(RxExtent) == 4 && std::is_trivially_copyable_v<RxExtent>);
+namespace key {
+inline constexpr const char* feature_rx_extents = "feature-rx-extents";  // backend writes "1"
+inline constexpr const char* request_rx_extents = "request-rx-extents";  // frontend writes "1"
+inline constexpr const char* rx_extents_ref = "rx-extents-ref";          // frontend: gref of the extents table
+inline constexpr const char* rx_extent_headroom = "rx-extent-headroom";  // frontend: bytes left free in a frame's
+                                                                         // first buffer (default 0)
+}  // namespace key
+inline constexpr uint32_t kRxExtentHeadroomMax = 256;
+
 // ---- rings ------------------------------------------------------------------------------------------------------
 
 using TxSharedRing = ring::SharedRing<TxRequest, TxResponse>;
