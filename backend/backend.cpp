@@ -66,6 +66,7 @@ Result<VifId> Backend::add_vif(DomId frontend, uint32_t handle, VifOptions optio
       {"feature-split-event-channels", "1"},
       {"feature-ctrl-ring", vif->opts.offer_ctrl_ring ? "1" : "0"},
       {netif::key::feature_header_slots, offers_header_slots(*vif) ? "1" : "0"},
+      {netif::key::feature_rx_extents, "1"},
       {"mtu", std::to_string(vif->opts.mtu)},
   };
   for (const auto& [key, value] : features)
@@ -231,10 +232,26 @@ Result<void> Backend::connect(Vif& vif) {
     slots = true;
   }
 
+  // RX extents (docs/protocol.md 7): the table page is mapped read-only with the rings and kept as long.
+  std::optional<uint32_t> extents_ref;
+  uint32_t extent_headroom = 0;
+  if (flag(netif::key::request_rx_extents)) {
+    extents_ref = read_u32(netif::key::rx_extents_ref);
+    if (!extents_ref) return make_error(EINVAL, "request-rx-extents without " + fe + "/rx-extents-ref");
+    if (store.read_opt(fe + "/" + netif::key::rx_extent_headroom)) {
+      auto h = read_u32(netif::key::rx_extent_headroom);
+      if (!h || *h > netif::kRxExtentHeadroomMax)
+        return make_error(EINVAL, fe + "/rx-extent-headroom is not a number from 0 to 256");
+      extent_headroom = *h;
+    }
+  }
+
   // Map the rings in one batch; all or nothing.
   std::vector<MapOp> ops;
   for (uint32_t ref : {*tx_ref, *rx_ref}) ops.push_back(map_op(vif.fe_dom, GrantRef{ref}, false));
   if (ctrl_ref) ops.push_back(map_op(vif.fe_dom, GrantRef{*ctrl_ref}, false));
+  const size_t extents_op = ops.size();
+  if (extents_ref) ops.push_back(map_op(vif.fe_dom, GrantRef{*extents_ref}, true));
   dom0_.mapper().map(ops);
   std::vector<UnmapOp> undo;
   bool all_ok = true;
@@ -305,6 +322,12 @@ Result<void> Backend::connect(Vif& vif) {
   vif.bound_ports = std::move(bound);
   vif.header_slots = slots;
   vif.slot_size = slot_size;
+  vif.rx_ext.reset();
+  if (extents_ref) {
+    vif.rx_ext.active = true;
+    vif.rx_ext.table = ops[extents_op].addr;
+    vif.rx_ext.headroom = static_cast<uint16_t>(extent_headroom);
+  }
   vif.fe_sg = flag("feature-sg");
   vif.fe_gso_tcpv4 = flag("feature-gso-tcpv4");
   vif.fe_gso_tcpv6 = flag("feature-gso-tcpv6");
@@ -346,6 +369,7 @@ void Backend::disconnect(Vif& vif, const char* why) {
   vif.kept.clear();
   vif.counters.kept_pages = 0;
   vif.tx_shadow.clear();
+  vif.rx_ext.reset();  // its table mapping was among ring_handles
   vif.header_slots = false;
   vif.connected = false;
   (void)why;
