@@ -17,7 +17,7 @@ namespace {
 
 constexpr size_t kMaxWindows = 256;
 struct RegistryEntry {
-  std::atomic<LazyWindowBase*> window{nullptr};
+  std::atomic<FaultRange*> window{nullptr};
   std::atomic<uintptr_t> begin{0};
   std::atomic<uintptr_t> end{0};
 };
@@ -25,7 +25,7 @@ RegistryEntry g_registry[kMaxWindows];
 struct sigaction g_prev_segv;
 struct sigaction g_prev_bus;
 std::once_flag g_install_once;
-LazyWindowBase* const kClaimed = reinterpret_cast<LazyWindowBase*>(uintptr_t{1});
+FaultRange* const kClaimed = reinterpret_cast<FaultRange*>(uintptr_t{1});
 
 void chain(int sig, siginfo_t* si, void* uc) {
   const struct sigaction& prev = sig == SIGSEGV ? g_prev_segv : g_prev_bus;
@@ -44,24 +44,24 @@ void chain(int sig, siginfo_t* si, void* uc) {
 }
 
 // What the faulting access was, from the x86 page-fault error code (bit 1: write, bit 4: instruction fetch).
-LazyWindowBase::Access fault_kind(int sig, void* uc) {
+FaultRange::Access fault_kind(int sig, void* uc) {
 #if defined(__x86_64__)
   if (sig == SIGSEGV) {
     const auto err = static_cast<const ucontext_t*>(uc)->uc_mcontext.gregs[REG_ERR];
-    if (err & 16) return LazyWindowBase::Access::exec;
-    return (err & 2) ? LazyWindowBase::Access::write : LazyWindowBase::Access::read;
+    if (err & 16) return FaultRange::Access::exec;
+    return (err & 2) ? FaultRange::Access::write : FaultRange::Access::read;
   }
 #endif
   (void)sig;
   (void)uc;
-  return LazyWindowBase::Access::unknown;
+  return FaultRange::Access::unknown;
 }
 
 void on_signal(int sig, siginfo_t* si, void* uc) {
   const int saved_errno = errno;
   const auto addr = reinterpret_cast<uintptr_t>(si->si_addr);
   for (RegistryEntry& e : g_registry) {
-    LazyWindowBase* w = e.window.load(std::memory_order_acquire);
+    FaultRange* w = e.window.load(std::memory_order_acquire);
     if (w == nullptr || w == kClaimed) continue;
     if (addr < e.begin.load(std::memory_order_relaxed) || addr >= e.end.load(std::memory_order_relaxed)) continue;
     // The range belongs to a live window as long as it is registered: windows unregister before unmapping.
@@ -85,10 +85,12 @@ void install_handlers() {
   ::sigaction(SIGBUS, &sa, &g_prev_bus);
 }
 
-bool register_window(LazyWindowBase* w, uintptr_t begin, uintptr_t end) {
+}  // namespace
+
+bool register_fault_range(FaultRange* w, uintptr_t begin, uintptr_t end) {
   std::call_once(g_install_once, install_handlers);
   for (RegistryEntry& e : g_registry) {
-    LazyWindowBase* expected = nullptr;
+    FaultRange* expected = nullptr;
     if (!e.window.compare_exchange_strong(expected, kClaimed, std::memory_order_acq_rel)) continue;
     e.begin.store(begin, std::memory_order_relaxed);
     e.end.store(end, std::memory_order_relaxed);
@@ -98,7 +100,7 @@ bool register_window(LazyWindowBase* w, uintptr_t begin, uintptr_t end) {
   return false;
 }
 
-void unregister_window(LazyWindowBase* w) {
+void unregister_fault_range(FaultRange* w) {
   for (RegistryEntry& e : g_registry) {
     if (e.window.load(std::memory_order_acquire) != w) continue;
     e.window.store(kClaimed, std::memory_order_release);
@@ -107,8 +109,6 @@ void unregister_window(LazyWindowBase* w) {
     e.window.store(nullptr, std::memory_order_release);
   }
 }
-
-}  // namespace
 
 LazyWindowBase::LazyWindowBase(size_t slots, DomId self, DomainDirectory& dir,
                                std::shared_ptr<AtomicGrantCounters> counters)
@@ -119,13 +119,13 @@ bool LazyWindowBase::init() {
   void* p = ::mmap(nullptr, nr_slots_ * kPageSize, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) return false;
   base_ = static_cast<std::byte*>(p);
-  registered_ = register_window(this, reinterpret_cast<uintptr_t>(base_),
+  registered_ = register_fault_range(this, reinterpret_cast<uintptr_t>(base_),
                                 reinterpret_cast<uintptr_t>(base_ + nr_slots_ * kPageSize));
   return registered_;
 }
 
 LazyWindowBase::~LazyWindowBase() {
-  if (registered_) unregister_window(this);
+  if (registered_) unregister_fault_range(this);
   if (base_) {
     std::vector<size_t> all(nr_slots_);
     for (size_t i = 0; i < nr_slots_; ++i) all[i] = i;

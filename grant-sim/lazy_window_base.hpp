@@ -11,7 +11,25 @@
 
 namespace pvnet::sim {
 
-class LazyWindowBase : public LazyWindow {
+// A range of addresses whose first touches someone resolves: the simulator's lazy windows, and the Xen gntdev
+// window (grant-sim/xen_grant_mapper.cpp). One process-wide SIGSEGV/SIGBUS handler serves them all, finding the
+// owner of a faulting address in a fixed-size lock-free registry.
+class FaultRange {
+ public:
+  enum class Access { read, write, exec, unknown };
+  // Called from the signal handler with an address inside the range. True if the fault is resolved (the access
+  // is retried); false to pass it to the previous handler. Must be async-signal-safe.
+  virtual bool on_fault(uintptr_t addr, int sig, Access access) = 0;
+
+ protected:
+  ~FaultRange() = default;
+};
+// Register [begin, end) (installs the handlers on first use). False if the registry is full.
+bool register_fault_range(FaultRange* r, uintptr_t begin, uintptr_t end);
+// Unregister before the range is unmapped or `r` is destroyed.
+void unregister_fault_range(FaultRange* r);
+
+class LazyWindowBase : public LazyWindow, public FaultRange {
  public:
   LazyWindowBase(size_t slots, DomId self, DomainDirectory& dir, std::shared_ptr<AtomicGrantCounters> counters);
   ~LazyWindowBase() override;
@@ -27,10 +45,7 @@ class LazyWindowBase : public LazyWindow {
   bool mapped(size_t slot) const override;
   void release(std::span<const size_t> slots) override;
 
-  // Called from the signal handler with an address inside this window. True if the fault was ours and is
-  // resolved (the access is retried); false to pass it to the previous handler. Async-signal-safe.
-  enum class Access { read, write, exec, unknown };
-  bool on_fault(uintptr_t addr, int sig, Access access);
+  bool on_fault(uintptr_t addr, int sig, Access access) override;
 
   std::byte* base() const { return base_; }
 

@@ -1,0 +1,74 @@
+// GrantMapper over gntdev (libxengnttab's handle; its fd for the raw ioctls). What each call costs on Xen:
+//  - map(): per op, IOCTL_GNTDEV_MAP_GRANT_REF + mmap of one page. In a PV dom0 the mmap is the hypercall
+//    (GNTTABOP_map_grant_ref for that page), so a batch of n maps is n hypercalls, and counted as n.
+//    (xengnttab_map_domain_grant_refs would map a batch in one hypercall, but only as one contiguous VMA that
+//    must be unmapped whole, and it fails as a whole; pvnet unmaps maps one by one.) gntdev reports a failed map
+//    as EINVAL from mmap without the GNTST code: a failed map is GntSt::general_error.
+//  - unmap(): per op, munmap (the kernel's GNTTABOP_unmap_grant_ref and TLB flush) + IOCTL_GNTDEV_UNMAP_GRANT_REF.
+//  - copy(): one IOCTL_GNTDEV_GRANT_COPY (xengnttab_grant_copy) per batch; the kernel splits local buffers at page
+//    boundaries and issues GNTTABOP_copy 16 ops at a time, so a batch costs ceil(pieces / 16) hypercalls, counted
+//    so. Per-op GNTST statuses come back from Xen. An op with offset + len past the page is refused here with
+//    bad_copy_arg (gntdev would fail the whole batch with EINVAL); a local -> local op is a memcpy (no hypercall).
+//  - make_lazy_window(): slots mapped on first touch by the process-wide SIGSEGV handler (lazy_window_base's
+//    registry): IOCTL_GNTDEV_MAP_GRANT_REF then mmap(MAP_FIXED) of the gntdev fd at the returned offset.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <vector>
+#include <xengnttab.h>
+#include "grant-sim/grant_mapper.hpp"
+#include "grant-sim/lazy_window.hpp"
+#include "shared-ring/result.hpp"
+
+namespace pvnet {
+
+namespace sim {
+struct AtomicGrantCounters;
+}
+
+// The pure part of a grant copy: pvnet's CopyOps as gntdev segments (tests check it without Xen).
+struct GntdevCopyPlan {
+  std::vector<xengnttab_grant_copy_segment_t> segs;
+  std::vector<size_t> op_of_seg;    // which CopyOp each segment came from
+  std::vector<size_t> local_ops;    // local -> local ops (a memcpy, no hypercall)
+  uint64_t pieces = 0;              // GNTTABOP_copy ops the kernel will issue
+  uint64_t hypercalls = 0;          // ceil(pieces / kGntdevCopyBatch)
+};
+inline constexpr uint64_t kGntdevCopyBatch = 16;  // linux drivers/xen/gntdev.c GNTDEV_COPY_BATCH
+// Fills the plan; ops refused before any hypercall get their status set here (bad_copy_arg, bad_virt_addr).
+GntdevCopyPlan plan_gntdev_copy(std::span<CopyOp> ops);
+
+class XenGrantMapper final : public GrantMapper {
+ public:
+  // ENOENT "no /dev/xen/gntdev: not running on Xen" when absent.
+  static Result<std::unique_ptr<XenGrantMapper>> open(DomId self);
+  ~XenGrantMapper() override;
+  XenGrantMapper(const XenGrantMapper&) = delete;
+  XenGrantMapper& operator=(const XenGrantMapper&) = delete;
+
+  DomId self() const override { return self_; }
+  void map(std::span<MapOp> ops) override;
+  void unmap(std::span<UnmapOp> ops) override;
+  void copy(std::span<CopyOp> ops) override;
+  std::unique_ptr<LazyWindow> make_lazy_window(size_t slots) override;
+  GrantCounters counters() const override;
+  size_t live_mappings() const;
+
+ private:
+  XenGrantMapper(DomId self, xengnttab_handle* xgt);
+  struct Mapping {
+    std::byte* addr = nullptr;
+    uint64_t index = 0;  // gntdev offset
+  };
+  DomId self_;
+  xengnttab_handle* xgt_;
+  int fd_;
+  std::shared_ptr<sim::AtomicGrantCounters> counters_;
+  mutable std::mutex mu_;
+  std::vector<Mapping> mappings_;  // by MapHandle::value; addr == nullptr: free
+  std::vector<uint32_t> free_handles_;
+};
+
+}  // namespace pvnet
