@@ -2,6 +2,7 @@
 // hostile one the fuzzer drives (dom1) and a well-behaved peer (dom2) whose traffic must keep flowing whatever
 // dom1 does (docs/DESIGN.md, "Trust"). Each check aborts on violation so libFuzzer reports it with the input.
 #pragma once
+#include <cstdio>
 #include <cstdlib>
 #include <memory>
 #include <optional>
@@ -19,6 +20,11 @@ inline constexpr DomId kGuestDom{1};
 inline constexpr DomId kPeerDom{2};
 inline constexpr size_t kLazyWindowPages = 64;
 
+// Whether a sink may read payload through the lazy window in this process (uffd: see init_process).
+inline bool payload_reads_possible() {
+  return sim::default_lazy_handler() == sim::LazyHandler::uffd && sim::uffd_lazy_supported();
+}
+
 // Once per process: the scripted frontend's gtest assertions must abort, not just print; the backend's one-line
 // "disabling device" messages would drown libFuzzer's output (sanitizer reports go to fd 2 and still show); and
 // payload faults go through userfaultfd when the kernel allows it (a SIGSEGV handler fights the sanitizers').
@@ -29,11 +35,8 @@ inline void init_process() {
   GTEST_FLAG_SET(throw_on_failure, true);
   if (!std::getenv("PVNET_FUZZ_VERBOSE")) std::cerr.rdbuf(nullptr);
   setenv("PVNET_LAZY_HANDLER", "uffd", 0);
-}
-
-// Whether a sink may read payload through the lazy window in this process (uffd: see init_process).
-inline bool payload_reads_possible() {
-  return sim::default_lazy_handler() == sim::LazyHandler::uffd && sim::uffd_lazy_supported();
+  if (!payload_reads_possible())
+    std::fprintf(stderr, "pvnet fuzz: no userfaultfd lazy window here: payload-reading sinks are left out\n");
 }
 
 // A sink that reads every payload byte through the payload policy (a pcap sink's access pattern), so hostile
