@@ -187,7 +187,8 @@ size_t Backend::tx_action() {
       } else if (kept) {
         // The header leaves the guest's slot here, before anyone parses it: the guest may rewrite the slot.
         pkt.header.resize(first_len);
-        std::memcpy(pkt.header.data(), kept->addr + first.offset, first_len);
+        // An empty slot header (everything in the payload) is odd but legal; memcpy must not see a null vector.
+    if (first_len != 0) std::memcpy(pkt.header.data(), kept->addr + first.offset, first_len);
         vif.counters.backend_memcpy_bytes += first_len;
         vif.counters.header_bytes += first_len;
         ++vif.counters.slots_used;
