@@ -9,16 +9,21 @@ MB=8
 NETNS=pvnet-test-$$
 
 build_guest
-start_backend --policy slots --tap-netns "$NETNS" --tap-for 1
+start_backend --policy "${PVNET_GUEST_POLICY:-slots}" --tap-netns "$NETNS" --tap-for 1
 [[ "$(ip -n "$NETNS" addr show pvtap1)" == *198.18.0.254/24* ]] || fail "the TAP has no address in $NETNS"
 ip netns exec "$NETNS" python3 "$here/hostnet.py" recv 5001 >"$WORK/host-recv.out" 2>&1 &
 PIDS+=("$!"); HOST_RECV=$!
 guest 1 "wait:198.18.0.254,ping:198.18.0.254,ping:fd00::fe,send:198.18.0.254:5001,recv:5002,sleep:1" --mb $MB \
   --capture "$WORK/dom1.pcap"
+wait_line "$WORK/guest-dom1.out" "PVNET eth0 ok" 90 || fail "dom1 never brought eth0 up"
+kill -USR1 "$BACKEND_PID"
 wait_line "$WORK/guest-dom1.out" "PVNET send:198.18.0.254:5001 (ok|FAIL)" 120 || fail "dom1 never sent"
 ip netns exec "$NETNS" timeout 120 python3 "$here/hostnet.py" send 198.18.0.1 5002 $MB >"$WORK/host-send.out" 2>&1 ||
   fail "the host could not send to the guest: $(cat "$WORK/host-send.out")"
 wait "$HOST_RECV" || fail "the host receiver failed: $(cat "$WORK/host-recv.out")"
+wait_line "$WORK/guest-dom1.out" "PVNET recv:5002 (ok|FAIL)" 60 || fail "dom1 never finished receiving"
+kill -USR2 "$BACKEND_PID"
+wait_line "$WORK/backend.out" "snapshot end" 10 || fail "no end snapshot"
 wait_guest 1
 stop_backend
 
@@ -30,6 +35,7 @@ echo "host -> guest: $h_sent / $g_recv"
 [ -n "$g_sent" ] && [ "$g_sent" = "$h_recv" ] || fail "guest -> host checksum mismatch"
 [ -n "$h_sent" ] && [ "$h_sent" = "$g_recv" ] || fail "host -> guest checksum mismatch"
 echo "tap: $(json 'j["tap"]')"
+echo "backend (traffic window, policy $(json 'j["policy"]')): $(json '{k: j[k] for k in ["pages_mapped","faults","backend_memcpy_bytes","header_bytes","grant_copy_bytes","hypercalls","tlb_shootdowns"]}')"
 [ "$(json 'j["tap"]["frames_to_host"] > 1000 and j["tap"]["frames_to_guest"] > 1000')" = True ] ||
   fail "too few frames through the TAP"
 log "tap ok"

@@ -8,7 +8,7 @@ source "$here/lib.sh"
 MB=${PVNET_GUEST_MB:-20}
 
 build_guest
-start_backend --policy slots --forward 1:2 --forward 2:1
+start_backend --policy "${PVNET_GUEST_POLICY:-slots}" --forward 1:2 --forward 2:1
 guest 1 "wait:198.18.0.2,ping:198.18.0.2,send:198.18.0.2:5001,recv:5002,sleep:3" --mb "$MB"
 guest 2 "wait:198.18.0.1,ping:198.18.0.1,recv:5001,send:198.18.0.1:5002,sleep:3" --mb "$MB"
 
