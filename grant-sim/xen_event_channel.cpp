@@ -1,7 +1,9 @@
 #include "grant-sim/xen_event_channel.hpp"
 
 #include <fcntl.h>
+extern "C" {
 #include <xenevtchn.h>
+}
 
 #include <atomic>
 #include <cerrno>

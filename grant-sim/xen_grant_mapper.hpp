@@ -17,7 +17,9 @@
 #include <mutex>
 #include <span>
 #include <vector>
+extern "C" {
 #include <xengnttab.h>
+}
 #include "grant-sim/grant_mapper.hpp"
 #include "grant-sim/lazy_window.hpp"
 #include "shared-ring/result.hpp"

@@ -1,6 +1,8 @@
 #include "grant-sim/xen_grant_table.hpp"
 
+extern "C" {
 #include <xengnttab.h>
+}
 
 #include <cerrno>
 #include <cstring>

@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <poll.h>
+extern "C" {
 #include <xenstore.h>
+}
 
 #include <cerrno>
 #include <cstdlib>
