@@ -27,6 +27,7 @@
 #include "backend/vif_sink.hpp"
 #include "grant-sim/sim_hypervisor.hpp"
 #include "grant-sim/sim_server.hpp"
+#include "grant-sim/xen_platform.hpp"
 #include "tools/command.hpp"
 #include "tools/guest_env.hpp"
 #include "tools/traffic_window.hpp"
@@ -54,6 +55,7 @@ class NoDestinationSink final : public Sink {
 };
 
 struct DaemonOptions {
+  bool xen = false;  // --hypervisor xen: dom0 of a real Xen host (docs/xen.md)
   std::string socket;
   PayloadPolicyKind policy = PayloadPolicyKind::slots;
   std::string sink = "vif";
@@ -78,6 +80,7 @@ class BackendDaemon {
  private:
   Result<void> setup();
   void rescan_domains();
+  std::vector<DomId> domains();
   void wire_sinks();
   std::shared_ptr<Sink> tx_sink_for(uint16_t dom);
   Result<void> stop_and_report();
@@ -99,18 +102,30 @@ class BackendDaemon {
 };
 
 Result<void> BackendDaemon::setup() {
-  auto hv = SimHypervisor::create();
-  if (!hv) return hv.error();
-  hv_ = std::move(hv).value();
-  auto server = SimServer::listen(opt_.socket, *hv_);
-  if (!server) return server.error();
-  server_ = std::move(server).value();
-  auto d0 = hv_->attach(kDom0);
-  if (!d0) return d0.error();
-  dom0_ = std::move(d0).value();
-  auto ts = hv_->attach(kDom0);
-  if (!ts) return ts.error();
-  toolstack_ = std::move(ts).value();
+  if (opt_.xen) {
+    // Real Xen: no simulated hypervisor to serve; dom0's pool only backs self-grants (the payload-cost probe).
+    XenPlatformOptions xo;
+    xo.grantee_is_self = true;
+    auto d0 = XenPlatform::open(xo);
+    if (!d0) return make_error(d0.error().code, "--hypervisor xen: " + d0.error().reason);
+    dom0_ = std::move(d0).value();
+    auto ts = XenPlatform::open(xo);
+    if (!ts) return make_error(ts.error().code, "--hypervisor xen: " + ts.error().reason);
+    toolstack_ = std::move(ts).value();
+  } else {
+    auto hv = SimHypervisor::create();
+    if (!hv) return hv.error();
+    hv_ = std::move(hv).value();
+    auto server = SimServer::listen(opt_.socket, *hv_);
+    if (!server) return server.error();
+    server_ = std::move(server).value();
+    auto d0 = hv_->attach(kDom0);
+    if (!d0) return d0.error();
+    dom0_ = std::move(d0).value();
+    auto ts = hv_->attach(kDom0);
+    if (!ts) return ts.error();
+    toolstack_ = std::move(ts).value();
+  }
 
   if (opt_.sink == "pcap") {
     if (opt_.out.empty()) return make_error(EINVAL, "--sink pcap needs --out FILE");
@@ -164,10 +179,24 @@ void BackendDaemon::wire_sinks() {
   }
 }
 
+// The domains there are: the simulator's table, or on Xen the store's /local/domain (what libxl lists).
+std::vector<DomId> BackendDaemon::domains() {
+  if (hv_) return hv_->domains();
+  std::vector<DomId> out;
+  auto names = toolstack_->store().directory("/local/domain");
+  if (!names) return out;
+  for (const std::string& n : *names) {
+    char* end = nullptr;
+    const unsigned long v = std::strtoul(n.c_str(), &end, 10);
+    if (!n.empty() && !*end && v < kFirstReservedDomId) out.push_back(DomId{static_cast<uint16_t>(v)});
+  }
+  return out;
+}
+
 // What libxl does on @introduceDomain/@releaseDomain: compare the domains there are with the vifs we have.
 void BackendDaemon::rescan_domains() {
   std::set<uint16_t> present;
-  for (DomId d : hv_->domains()) {
+  for (DomId d : domains()) {
     if (d == kDom0) continue;
     if (opt_.frontends && !opt_.frontends->count(d.value)) continue;
     present.insert(d.value);
@@ -265,14 +294,14 @@ int BackendDaemon::run() {
     std::cerr << "pvnet backend: " << r.error().reason << "\n";
     return 1;
   }
-  say("ready " + opt_.socket);
+  say("ready " + (opt_.xen ? std::string("xen") : opt_.socket));
 
   bool stop = false;
   size_t work = 1;
   while (!stop) {
     std::vector<pollfd> p;
     p.push_back({sfd.get(), POLLIN, 0});
-    p.push_back({server_->fd(), POLLIN, 0});
+    p.push_back({server_ ? server_->fd() : -1, POLLIN, 0});
     p.push_back({toolstack_->store().watch_fd(), POLLIN, 0});
     for (int fd : backend_->fds()) p.push_back({fd, POLLIN, 0});
     // The TAP only while its guest can take more: a full RX queue must not make poll() spin.
@@ -300,7 +329,7 @@ int BackendDaemon::run() {
       }
     }
     if (stop) break;
-    if (p[1].revents) server_->handle();
+    if (server_ && p[1].revents) server_->handle();
     if (p[2].revents && !toolstack_->store().read_watches().empty()) rescan_domains();
     work = backend_->poll();
     if (tap_) {
@@ -337,16 +366,18 @@ Result<std::set<uint16_t>> parse_domain_list(const std::string& s) {
 
 int cmd_backend(int argc, char** argv) {
   DaemonOptions o;
-  std::string policy, frontends;
+  std::string policy, frontends, hypervisor;
   std::vector<std::string> forward;
   po::options_description desc(
-      "usage: pvnet backend --socket PATH [--policy P] [--sink vif|pcap|null] [--out FILE] [--forward A:B ...]\n"
+      "usage: pvnet backend [--hypervisor sim|xen] --socket PATH [--policy P] [--sink vif|pcap|null] [--out FILE] [--forward A:B ...]\n"
       "                     [--frontends 1,2,...] [--mtu N] [--json FILE] [--tap-netns NS --tap-for DOMID]\n\n"
       "dom0 as a process: serves the simulated hypervisor on PATH, gives every guest domain that appears a vif\n"
       "(the toolstack's job) and runs netback. Says \"ready PATH\" on stdout once listening. SIGUSR1/SIGUSR2:\n"
       "counters snapshot at traffic start/end; SIGTERM/SIGINT: tear every vif down, write --json, exit.\n\noptions");
   desc.add_options()("help,h", "this help")
-      ("socket,s", po::value(&o.socket)->required(), "Unix socket to serve the hypervisor on")
+      ("hypervisor", po::value(&hypervisor)->default_value("sim"),
+       "sim: serve the simulated hypervisor on --socket; xen: be dom0's netback on a real Xen host (docs/xen.md)")
+      ("socket,s", po::value(&o.socket), "Unix socket to serve the hypervisor on (--hypervisor sim)")
       ("policy,p", po::value(&policy)->default_value("slots"), "payload policy: slots|copy|map|hdrcopy")
       ("sink", po::value(&o.sink)->default_value("vif"), "where TX frames go: vif (see --forward), pcap, null")
       ("out,o", po::value(&o.out), "--sink pcap: the capture dom0 writes every vif's frames to")
@@ -369,6 +400,15 @@ int cmd_backend(int argc, char** argv) {
     po::notify(vm);
   } catch (const po::error& e) {
     std::cerr << "pvnet backend: " << e.what() << "\n(see pvnet backend --help)\n";
+    return 2;
+  }
+  if (hypervisor != "sim" && hypervisor != "xen") {
+    std::cerr << "pvnet backend: --hypervisor must be sim or xen\n";
+    return 2;
+  }
+  o.xen = hypervisor == "xen";
+  if (!o.xen && o.socket.empty()) {
+    std::cerr << "pvnet backend: --socket is required (with --hypervisor sim)\n";
     return 2;
   }
   auto p = parse_payload_policy(policy);

@@ -23,6 +23,8 @@
 #include "frontend/netfront.hpp"
 #include "frontend/page_pool.hpp"
 #include "grant-sim/sim_client.hpp"
+#include "grant-sim/xen_platform.hpp"
+#include "grant-sim/xen_store.hpp"
 #include "tools/command.hpp"
 #include "tools/trace_sender.hpp"
 #include "tools/vhost_frontend.hpp"
@@ -67,6 +69,8 @@ struct FrontendOptions {
   uint32_t data_offset = 0;
   bool progress = false;
   std::string json;
+  bool xen = false;            // --hypervisor xen: a real domU (docs/xen.md)
+  uint16_t backend_domid = 0;  // --hypervisor xen: who the gntalloc pool is shared with
 };
 
 // Lines from stdin, read only when poll says so (the netfront keeps being polled while we wait for "go").
@@ -140,6 +144,16 @@ class FrontendDaemon {
 };
 
 Result<void> FrontendDaemon::connect_platform() {
+  if (opt_.xen) {
+    XenPlatformOptions xo;
+    xo.self = DomId{opt_.domid};
+    xo.grantee = DomId{opt_.backend_domid};
+    xo.pool_pages = static_cast<uint32_t>(opt_.mem_mb * (1u << 20) / kPageSize);
+    auto p = XenPlatform::open(xo);
+    if (!p) return make_error(p.error().code, "--hypervisor xen: " + p.error().reason);
+    platform_ = std::move(p).value();
+    return {};
+  }
   const auto deadline = Clock::now() + kConnectRetry;
   for (;;) {
     auto p = SimClient::connect(opt_.socket, DomId{opt_.domid},
@@ -406,7 +420,7 @@ int cmd_frontend(int argc, char** argv) {
   FrontendOptions o;
   uint32_t domid = 0;
   po::options_description desc(
-      "usage: pvnet frontend --socket PATH --domid N [--mem-mb 64] [--tx TRACE [--repeat K] [--wait-go]]\n"
+      "usage: pvnet frontend [--hypervisor sim|xen] --socket PATH --domid N [--mem-mb 64] [--tx TRACE [--repeat K] [--wait-go]]\n"
       "                      [--rx OUT.pcap | --receive] [--no-header-slots] [--slot-size 128] [--mtu 9000]\n"
       "                      [--json FILE]\n"
       "       pvnet frontend --vhost-user SOCKET [--vhost-user-client] --socket PATH --domid N [--capture F.pcap]\n\n"
@@ -414,9 +428,14 @@ int cmd_frontend(int argc, char** argv) {
       "and says \"connected slots=on|off\". --tx: sends the trace (after a \"go\" line on stdin with --wait-go),\n"
       "says \"done\" (then waits for \"close\" with --wait-go). --rx: writes every received frame to OUT until\n"
       "SIGTERM/SIGINT. Exits 0, or 1 with the reason on stderr.\n\noptions");
+  std::string hypervisor;
   desc.add_options()("help,h", "this help")
-      ("socket,s", po::value(&o.socket)->required(), "the backend's hypervisor socket")
-      ("domid", po::value(&domid)->required(), "this guest's domain id (1..32751)")
+      ("hypervisor", po::value(&hypervisor)->default_value("sim"),
+       "sim: a domain on a `pvnet backend`'s socket; xen: this real Xen domU (gntalloc/gntdev/evtchn/xenstore, "
+       "docs/xen.md)")
+      ("backend-domid", po::value(&o.backend_domid)->default_value(0), "--hypervisor xen: the backend's domain")
+      ("socket,s", po::value(&o.socket), "the backend's hypervisor socket (--hypervisor sim)")
+      ("domid", po::value(&domid), "this guest's domain id (1..32751); --hypervisor xen: default xenstore's")
       ("mem-mb", po::value(&o.mem_mb)->default_value(64), "guest memory in MiB")
       ("tx", po::value(&o.tx), "trace to transmit (pcap or pcapng of Ethernet frames)")
       ("repeat", po::value(&o.repeat)->default_value(1), "--tx: send the trace this many times")
@@ -447,12 +466,35 @@ int cmd_frontend(int argc, char** argv) {
     std::cerr << "pvnet frontend: " << e.what() << "\n(see pvnet frontend --help)\n";
     return 2;
   }
+  if (hypervisor != "sim" && hypervisor != "xen") {
+    std::cerr << "pvnet frontend: --hypervisor must be sim or xen\n";
+    return 2;
+  }
+  o.xen = hypervisor == "xen";
+  if (o.xen && !vm.count("domid")) {
+    auto self = xen_device_present("gntdev") ? xen_store_self_domid() : Result<DomId>(xen_device_present("gntdev").error());
+    if (!self) {
+      std::cerr << "pvnet frontend: --hypervisor xen: " << self.error().reason << "\n";
+      return 1;
+    }
+    domid = self->value;
+  }
+  if (!o.xen && (o.socket.empty() || !vm.count("domid"))) {
+    std::cerr << "pvnet frontend: --socket and --domid are required (with --hypervisor sim)\n";
+    return 2;
+  }
+  // gntalloc's default `limit` is 1024 pages: without --mem-mb, a Xen frontend's pool fits in it.
+  if (o.xen && vm["mem-mb"].defaulted()) o.mem_mb = 4;
   if (domid == 0 || domid >= 0x7FF0u) {
     std::cerr << "pvnet frontend: --domid must be a guest domain (1.." << 0x7FF0u - 1 << ")\n";
     return 2;
   }
   o.domid = static_cast<uint16_t>(domid);
   o.header_slots = !vm["no-header-slots"].as<bool>();
+  if (vm.count("vhost-user") && o.xen) {
+    std::cerr << "pvnet frontend: --vhost-user runs on the simulator only\n";
+    return 2;
+  }
   if (vm.count("vhost-user")) {
     VhostFrontendOptions v;
     v.vhost_socket = vm["vhost-user"].as<std::string>();
