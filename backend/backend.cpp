@@ -1,5 +1,8 @@
 #include "backend/backend.hpp"
 
+#include <sys/timerfd.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <iostream>
 #include <set>
@@ -16,9 +19,12 @@ Result<std::unique_ptr<Backend>> Backend::create(Platform& dom0, BackendOptions 
 }
 
 Backend::Backend(Platform& dom0, BackendOptions options, std::unique_ptr<PayloadPolicy> payload)
-    : dom0_(dom0), options_(options), payload_(std::move(payload)), default_sink_(std::make_shared<NullSink>()) {}
+    : dom0_(dom0), options_(options), payload_(std::move(payload)), default_sink_(std::make_shared<NullSink>()) {
+  timer_fd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+}
 
 Backend::~Backend() {
+  if (timer_fd_ >= 0) ::close(timer_fd_);
   for (auto& [id, vif] : vifs_) {
     disconnect(*vif, "backend shutting down");
     (void)dom0_.store().unwatch(vif->paths.frontend, vif->token);
@@ -51,6 +57,8 @@ Result<VifId> Backend::add_vif(DomId frontend, uint32_t handle, VifOptions optio
   vif->handle = handle;
   vif->opts = std::move(options);
   if (!vif->opts.sink) vif->opts.sink = default_sink_;
+  vif->credit.configure(vif->opts.credit, std::chrono::steady_clock::now());
+  vif->rx_progress = std::chrono::steady_clock::now();
   vif->name = "vif" + std::to_string(frontend.value) + "." + std::to_string(handle);
   vif->paths = std::move(paths).value();
   vif->token = "pvnet-backend:" + std::to_string(vif->id.value);
@@ -99,23 +107,94 @@ Result<void> Backend::set_sink(VifId id, std::shared_ptr<Sink> sink) {
   return {};
 }
 
-std::vector<int> Backend::fds() const { return {dom0_.evtchn().fd(), dom0_.store().watch_fd()}; }
+std::vector<int> Backend::fds() const {
+  std::vector<int> fds{dom0_.evtchn().fd(), dom0_.store().watch_fd()};
+  if (timer_fd_ >= 0) fds.push_back(timer_fd_);
+  return fds;
+}
 
 size_t Backend::poll() {
   // Every vif is looked at on every poll, so an event only has to wake us: drain and re-enable the ports.
   EventChannel& ev = dom0_.evtchn();
   for (Port p : ev.pending()) ev.unmask(p);
+  if (timer_fd_ >= 0) {
+    uint64_t expirations;
+    while (::read(timer_fd_, &expirations, sizeof(expirations)) > 0) {
+    }
+  }
 
   size_t work = process_watches();
   for (auto& [id, vif] : vifs_) work += ctrl_action(*vif);
   work += tx_action();
   work += rx_action();
+  check_rx_stalls();
   payload_->end_poll();
   std::set<Sink*> sinks;
   for (auto& [id, vif] : vifs_) sinks.insert(vif->opts.sink.get());
   for (Sink* s : sinks) s->end_poll();
   work += publish_tx_responses();
+  arm_timer();
   return work;
+}
+
+// Linux's rx_drain_timeout: a guest that leaves frames queued without posting buffers must not hold dom0's memory
+// or its senders (who would be held back behind it). Its queue is dropped, answered and counted once per stall;
+// frames to it are then dropped at admission until it posts buffers again.
+void Backend::check_rx_stalls() {
+  const auto now = std::chrono::steady_clock::now();
+  for (auto& [id, vifp] : vifs_) {
+    Vif& vif = *vifp;
+    if (!vif.connected || vif.disabled) continue;
+    vif.rx_queue_bytes = 0;
+    for (const auto& f : vif.rx_queue) vif.rx_queue_bytes += f.len;
+    vif.counters.rx_queue_bytes = vif.rx_queue_bytes;
+    const bool buffers_posted = vif.rx && vif.rx->unconsumed_requests() != 0;
+    if (vif.rx_stalled) {
+      if (buffers_posted) {
+        vif.rx_stalled = false;
+        vif.rx_progress = now;
+        std::cerr << "pvnet-backend: " << vif.name << ": RX buffers posted again; resuming\n";
+      }
+      continue;
+    }
+    // Progress: nothing waiting, or the guest has buffers (the next rx_action takes them).
+    if (vif.rx_queue.empty() || buffers_posted || vif.opts.rx_stall_timeout_ms == 0) {
+      vif.rx_progress = now;
+      continue;
+    }
+    if (now - vif.rx_progress < std::chrono::milliseconds(vif.opts.rx_stall_timeout_ms)) continue;
+    vif.rx_stalled = true;
+    ++vif.counters.rx_stalls;
+    std::cerr << "pvnet-backend: " << vif.name << ": no RX buffers for " << vif.opts.rx_stall_timeout_ms
+              << " ms with " << vif.rx_queue.size() << " frames queued; dropping them (rx stalled)\n";
+    drop_rx_queue(vif, "rx_stalled");
+  }
+}
+
+// One timer for everything that needs a poll no event would cause: credit coming back, an RX stall deadline.
+void Backend::arm_timer() {
+  if (timer_fd_ < 0) return;
+  using Clock = std::chrono::steady_clock;
+  const auto now = Clock::now();
+  std::optional<Clock::time_point> due;
+  auto consider = [&](Clock::time_point t) {
+    if (!due || t < *due) due = t;
+  };
+  for (auto& [id, vifp] : vifs_) {
+    Vif& vif = *vifp;
+    if (!vif.connected || vif.disabled) continue;
+    if (vif.credit_stalled) consider(vif.credit.ready_at(now));
+    if (!vif.rx_stalled && !vif.rx_queue.empty() && vif.opts.rx_stall_timeout_ms != 0)
+      consider(vif.rx_progress + std::chrono::milliseconds(vif.opts.rx_stall_timeout_ms));
+  }
+  itimerspec its{};
+  if (due) {
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(*due - now).count();
+    if (ns < 1000) ns = 1000;  // zero would disarm
+    its.it_value.tv_sec = ns / 1'000'000'000;
+    its.it_value.tv_nsec = ns % 1'000'000'000;
+  }
+  (void)::timerfd_settime(timer_fd_, 0, &its, nullptr);
 }
 
 size_t Backend::poll_until_idle(size_t max_rounds) {
@@ -187,6 +266,7 @@ void Backend::frontend_changed(Vif& vif) {
       set_state(XenbusState::Closed);
       break;
   }
+  if (vif.connected) handle_recall(vif);
 }
 
 // connect(): read the frontend's keys, map the rings (kept for the connection), bind the event channels.
@@ -315,7 +395,11 @@ Result<void> Backend::connect(Vif& vif) {
     vif.ctrl_port = *ctrlp;
   }
   vif.ring_handles.clear();
-  for (const auto& op : ops) vif.ring_handles.push_back(op.handle);
+  vif.ring_grefs.clear();
+  for (const auto& op : ops) {
+    vif.ring_handles.push_back(op.handle);
+    vif.ring_grefs.push_back(op.ref);
+  }
   vif.tx_port = *txp;
   vif.rx_port = *rxp;
   vif.split_evtchn = evtchn_tx && evtchn_rx;
@@ -333,6 +417,12 @@ Result<void> Backend::connect(Vif& vif) {
   vif.fe_gso_tcpv6 = flag("feature-gso-tcpv6");
   vif.connected = true;
   vif.disabled = false;
+  vif.inflight = 0;
+  vif.inflight_ids.clear();
+  vif.credit_stalled = false;
+  vif.rx_stalled = false;
+  vif.rx_progress = std::chrono::steady_clock::now();
+  vif.recall_seen.clear();
   ++vif.generation;
   return {};
 }
@@ -348,12 +438,14 @@ void Backend::disconnect(Vif& vif, const char* why) {
     for (auto it = q.begin(); it != q.end();) {
       if (it->has_completion && it->completion.src == vif.id && it->completion.generation == vif.generation) {
         vif.counters.dropped["src_gone"]++;
+        other->rx_queue_bytes -= it->len;
         it = q.erase(it);
       } else {
         ++it;
       }
     }
     other->counters.rx_queued = q.size();
+    other->counters.rx_queue_bytes = other->rx_queue_bytes;
   }
   EventChannel& ev = dom0_.evtchn();
   for (Port p : vif.bound_ports) (void)ev.unbind(p);
@@ -392,6 +484,8 @@ void Backend::drop_rx_queue(Vif& vif, const char* reason) {
     if (f.has_completion) complete_tx(f.completion, netif::rsp::dropped, reason);
   }
   vif.counters.rx_queued = 0;
+  vif.rx_queue_bytes = 0;
+  vif.counters.rx_queue_bytes = 0;
 }
 
 uint32_t Backend::kept_pages_of(DomId dom) const {
@@ -407,6 +501,14 @@ uint32_t Backend::kept_pages_of(DomId dom) const {
 void Backend::complete_tx(const TxCompletion& c, int16_t status, const std::string& drop_reason) {
   Vif* vif = find(c.src);
   if (!vif || !vif->connected || vif->generation != c.generation) return;  // that ring is gone
+  if (c.tracked) {
+    if (vif->inflight != 0) --vif->inflight;
+    for (const auto& s : c.slots) {
+      if (s.extra) continue;
+      auto it = vif->inflight_ids.find(s.id);
+      if (it != vif->inflight_ids.end() && --it->second == 0) vif->inflight_ids.erase(it);
+    }
+  }
   if (status == netif::rsp::okay) {
     ++vif->counters.packets_out;
     vif->counters.bytes_out += c.len;
@@ -435,15 +537,42 @@ size_t Backend::publish_tx_responses() {
 Result<void> Backend::queue_rx(VifId id, RxFrame frame) {
   Vif* vif = find(id);
   if (!vif || !vif->connected || vif->disabled) return make_error(ENOTCONN, "vif not connected");
+  // Admission is where dom0's memory for this guest is bounded (XSA-392): a full or stalled queue refuses, and
+  // the refusal is counted: a forwarded packet's on its source (answered by the sink), a local frame's here.
+  if (vif->rx_stalled) {
+    if (!frame.has_completion) vif->counters.dropped["rx_stalled"]++;
+    return make_error(EPIPE, vif->name + " is not consuming RX (stalled)");
+  }
+  // A forwarded packet passed rx_has_room() when its poll began, and one poll's packets are judged before any is
+  // queued: it may overshoot by a poll's budget, so it meets the hard cap at twice the bound.
+  const size_t slack = frame.has_completion ? 2 : 1;
+  if (vif->rx_queue.size() >= slack * vif->opts.rx_queue_max ||
+      vif->rx_queue_bytes >= slack * vif->opts.rx_queue_max_bytes) {
+    if (!frame.has_completion) vif->counters.dropped["rx_queue_full"]++;
+    return make_error(ENOBUFS, vif->name + " RX queue is full");
+  }
+  vif->rx_queue_bytes += frame.len;
   vif->rx_queue.push_back(std::move(frame));
   vif->counters.rx_queued = vif->rx_queue.size();
+  vif->counters.rx_queue_bytes = vif->rx_queue_bytes;
   return {};
 }
 
 bool Backend::rx_has_room(VifId id) const {
   const Vif* vif = find(id);
   if (!vif) return true;  // the sink will find it gone and drop (counted)
-  return vif->rx_queue.size() < vif->opts.rx_queue_max;
+  if (vif->rx_stalled) return true;  // its frames are dropped at once: do not hold senders behind it
+  return vif->rx_queue.size() < vif->opts.rx_queue_max && vif->rx_queue_bytes < vif->opts.rx_queue_max_bytes;
+}
+
+bool Backend::rx_stalled(VifId id) const {
+  const Vif* vif = find(id);
+  return vif && vif->rx_stalled;
+}
+
+size_t Backend::rx_queue_bytes(VifId id) const {
+  const Vif* vif = find(id);
+  return vif ? vif->rx_queue_bytes : 0;
 }
 
 bool Backend::rx_connected(VifId id) const {

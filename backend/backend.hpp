@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "backend/counters.hpp"
+#include "backend/credit.hpp"
 #include "backend/payload_policy.hpp"
 #include "backend/sink.hpp"
 #include "backend/toolstack.hpp"
@@ -30,6 +31,10 @@ struct BackendOptions {
   uint32_t max_kept_pages_per_domain = 64;  // GET_GREF_MAPPING_SIZE answer: header-slot pages kept per frontend dom
   uint32_t tx_budget = 64;                  // packets taken off one vif's TX ring per poll (NAPI's weight)
   size_t lazy_window_pages = 1024;          // slots policy: payload pages exposable at once
+  // Per-vif cap on TX packets taken off the ring and not yet answered (held in another guest's RX queue). The
+  // TX ring bounds it at 256 already; a lower value bounds what one guest parks in dom0. At the cap the backend
+  // stops consuming that ring until answers go out (back-pressure, tx_inflight_stalls).
+  uint32_t max_inflight_per_vif = 256;
 };
 
 struct VifOptions {
@@ -39,6 +44,14 @@ struct VifOptions {
   bool offer_ctrl_ring = true;     // feature-ctrl-ring
   std::shared_ptr<Sink> sink;      // where this vif's TX packets go; a NullSink if empty
   size_t rx_queue_max = 256;       // frames held for this vif's RX before senders are held back
+  // Bytes held for this vif's RX (XSA-392: a guest that never posts RX buffers must not make dom0 hold an
+  // unbounded queue). Admission stops at this many bytes (one frame may overshoot it).
+  size_t rx_queue_max_bytes = 4u << 20;
+  // A guest that leaves frames queued without posting buffers for this long is stalled (Linux's
+  // rx_drain_timeout): its queue is dropped (counted, senders answered) and frames to it are dropped at once
+  // instead of holding back their senders, until it posts buffers again. 0: never.
+  uint32_t rx_stall_timeout_ms = 2000;
+  CreditLimits credit = {};  // TX credit scheduler (bytes and packets per second); unlimited by default
 };
 
 class Backend {
@@ -60,7 +73,8 @@ class Backend {
   // (watch events, control requests, TX requests and RX buffers consumed, responses published); 0 means nothing
   // to do and every ring re-armed its event index: wait on fds() before the next poll.
   size_t poll();
-  // What to wait on between polls: the event-channel fd and the store's watch fd.
+  // What to wait on between polls: the event-channel fd, the store's watch fd and a timer fd (armed when credit
+  // or an RX stall deadline will need a poll that no event would cause).
   std::vector<int> fds() const;
   // poll() until it returns 0, at most max_rounds times. Returns the total work.
   size_t poll_until_idle(size_t max_rounds = 1000);
@@ -70,6 +84,8 @@ class Backend {
   Result<void> queue_rx(VifId vif, RxFrame frame);
   bool rx_has_room(VifId vif) const;
   bool rx_connected(VifId vif) const;  // connected and not disabled
+  bool rx_stalled(VifId vif) const;    // its guest left frames unconsumed past rx_stall_timeout_ms
+  size_t rx_queue_bytes(VifId vif) const;
 
   BackendCounters counters(VifId vif) const;
   BackendCounters total() const;  // every vif (also those removed) plus the mapper's GrantCounters
@@ -103,6 +119,9 @@ class Backend {
   size_t publish_tx_responses();
   void complete_tx(const TxCompletion& c, int16_t status, const std::string& drop_reason);
   void drop_rx_queue(Vif& vif, const char* reason);
+  void handle_recall(Vif& vif);  // backend/recall.cpp: docs/protocol.md "Recall"
+  void check_rx_stalls();
+  void arm_timer();
   uint32_t kept_pages_of(DomId dom) const;
 
   Platform& dom0_;
@@ -112,6 +131,7 @@ class Backend {
   std::map<VifId, std::unique_ptr<Vif>> vifs_;
   uint32_t next_vif_ = 1;
   BackendCounters removed_;  // counters of vifs already removed, kept in the total
+  int timer_fd_ = -1;        // timerfd: credit refills and RX stall deadlines
 };
 
 }  // namespace pvnet

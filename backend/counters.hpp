@@ -25,6 +25,8 @@ struct BackendCounters {
   uint64_t tx_frags = 0;             // payload pieces handed to sinks unmapped
   uint64_t tx_backpressure_stalls = 0;  // polls in which a full sink stopped this ring's consumer
   uint64_t tx_fatal_errors = 0;      // protocol violations (the vif was disabled)
+  uint64_t tx_credit_stalls = 0;     // polls in which the credit scheduler stopped this ring's consumer
+  uint64_t tx_inflight_stalls = 0;   // polls in which max_inflight_per_vif stopped this ring's consumer
   uint64_t header_bytes = 0;         // header bytes obtained (slot memcpy or grant copy)
   uint64_t backend_memcpy_bytes = 0; // bytes the dom0 CPU copied out of guest memory (slots, payload reads)
   uint64_t slots_used = 0;           // header slots consumed (one per header-slot packet)
@@ -40,6 +42,13 @@ struct BackendCounters {
   uint64_t rx_copy_errors = 0;
   uint64_t rx_queued = 0;            // frames currently waiting for RX buffers (a gauge)
   uint64_t rx_queue_full = 0;        // times a sender was held back because this queue was full
+  uint64_t rx_queue_bytes = 0;       // bytes currently waiting for RX buffers (a gauge)
+  uint64_t rx_stalls = 0;            // times the guest was found stalled (queue dropped, see rx_stall_timeout_ms)
+
+  // Recall (docs/protocol.md "Recall").
+  uint64_t recall_requests = 0;
+  uint64_t recalled_grefs = 0;       // grefs released on request (kept mappings unmapped, queued bytes copied)
+  uint64_t recall_refused = 0;       // grefs that could not be released (the rings, while connected)
 
   // Control ring.
   uint64_t ctrl_requests = 0;

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "shared-ring/ids.hpp"
@@ -57,6 +58,7 @@ struct TxCompletion {
   uint64_t generation = 0;
   std::vector<TxResponseSlot> slots;
   uint32_t len = 0;  // the packet's length, for bytes_out
+  bool tracked = false;  // counted in the source vif's in-flight packets and ids (released when answered)
 };
 
 struct TxPacket {
@@ -82,11 +84,17 @@ struct RxFrame {
   std::vector<std::byte> local;
   std::vector<TxFrag> frags;          // copied ones point into payload_copy, the others go gref -> gref
   std::vector<std::byte> payload_copy;  // owns the bytes of copied frags until the RX copy
+  // Frags copied into dom0 when their grant was recalled. A vector of vectors: moving it keeps the inner buffers
+  // (frags point into them) and keeps RxFrame nothrow-movable, so containers of frames move instead of copying.
+  std::vector<std::vector<std::byte>> recall_copies;
   uint32_t len = 0;
   GsoInfo gso;
   uint16_t rx_flags = 0;  // NETRXF_csum_blank / NETRXF_data_validated
   bool has_completion = false;
   TxCompletion completion;  // the source's TX requests, answered once the frame is delivered or dropped
 };
+
+// The RX phase keeps pointers into frames' buffers while it moves them between containers.
+static_assert(std::is_nothrow_move_constructible_v<RxFrame>);
 
 }  // namespace pvnet

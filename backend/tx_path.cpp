@@ -5,6 +5,7 @@
 // poll, parse the private header copy, and hand the packet to the vif's sink.
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstring>
 #include <string>
 
@@ -48,7 +49,9 @@ size_t Backend::tx_action() {
       continue;
     }
     const ring::RingIdx prod = *checked;
-    bool stalled = false;
+    bool stalled = false, inflight_stalled = false;
+    const auto now = std::chrono::steady_clock::now();
+    vif.credit_stalled = false;
 
     for (uint32_t budget = options_.tx_budget; budget > 0; --budget) {
       const ring::RingIdx cons = ring.req_cons();
@@ -56,6 +59,10 @@ size_t Backend::tx_action() {
       if (avail == 0) break;
       if (!vif.opts.sink->ready(vif.id)) {
         stalled = true;
+        break;
+      }
+      if (vif.inflight >= options_.max_inflight_per_vif) {
+        inflight_stalled = true;
         break;
       }
 
@@ -155,6 +162,12 @@ size_t Backend::tx_action() {
         break;
       }
 
+      // Credit (netback's tx_credit_exceeded): out of credit, the packet stays on the ring until the timer.
+      if (!vif.credit.take(first.size, now)) {
+        vif.credit_stalled = true;
+        break;
+      }
+
       // The packet is well formed: take it off the ring.
       ring.advance_req_cons(idx);
       vif.counters.tx_requests += idx;
@@ -178,7 +191,26 @@ size_t Backend::tx_action() {
       ++vif.counters.packets_in;
       vif.counters.bytes_in += first.size;
 
-      if (pieces.size() + 1 > kMaxSlotsPerPacket) {
+      // netif.h leaves ids to the frontend; one still in flight here would make its two answers ambiguous to the
+      // guest. Odd, not fatal: dropped with an error (the guest only confuses itself), counted.
+      bool dup_id = false;
+      for (size_t i = 0; i < c.slots.size() && !dup_id; ++i) {
+        if (c.slots[i].extra) continue;
+        if (vif.inflight_ids.count(c.slots[i].id)) dup_id = true;
+        for (size_t k = 0; k < i && !dup_id; ++k)
+          dup_id = !c.slots[k].extra && c.slots[k].id == c.slots[i].id;
+      }
+      if (!dup_id) {
+        c.tracked = true;
+        ++vif.inflight;
+        for (const auto& s : c.slots)
+          if (!s.extra) ++vif.inflight_ids[s.id];
+      }
+
+      if (dup_id) {
+        b.drop_status = netif::rsp::error;
+        b.drop_reason = "dup_id";
+      } else if (pieces.size() + 1 > kMaxSlotsPerPacket) {
         b.drop_status = netif::rsp::error;
         b.drop_reason = "too_many_slots";
       } else if (first.size < kEthHdrLen) {
@@ -218,6 +250,9 @@ size_t Backend::tx_action() {
     }
 
     if (stalled) ++vif.counters.tx_backpressure_stalls;
+    if (inflight_stalled) ++vif.counters.tx_inflight_stalls;
+    if (vif.credit_stalled) ++vif.counters.tx_credit_stalls;
+    stalled = stalled || inflight_stalled || vif.credit_stalled;
     // Ring drained: re-arm req_event (RING_FINAL_CHECK_FOR_REQUESTS) so the frontend's next push notifies us.
     if (!stalled && !vif.disabled && ring.req_cons() == prod && ring.final_check_for_requests())
       ++work;  // more arrived meanwhile: poll again

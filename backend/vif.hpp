@@ -2,6 +2,7 @@
 // event channels it mapped and bound on connect, the kept header-slot mappings, the RX queue, the TX shadow
 // responses, counters. Internal to backend/*.cpp.
 #pragma once
+#include <chrono>
 #include <deque>
 #include <optional>
 #include <string>
@@ -62,6 +63,7 @@ struct Backend::Vif {
   std::optional<netif::RxBackRing> rx;
   std::optional<netif::CtrlBackRing> ctrl;
   std::vector<MapHandle> ring_handles;
+  std::vector<GrantRef> ring_grefs;  // refused by a recall while connected
   Port tx_port, rx_port, ctrl_port;
   bool split_evtchn = false;
   std::vector<Port> bound_ports;
@@ -69,6 +71,15 @@ struct Backend::Vif {
   std::unordered_map<GrantRef, KeptMapping> kept;  // gref -> kept header-slot mapping
   std::deque<RxFrame> rx_queue;                    // frames waiting for this guest's RX buffers
   RxExtents rx_ext;                                // RX extents (docs/protocol.md 7): table, held buffers
+  size_t rx_queue_bytes = 0;                       // sum of their lengths (XSA-392 bound)
+  bool rx_stalled = false;                         // rx_drain_timeout passed: frames to it are dropped
+  std::chrono::steady_clock::time_point rx_progress;  // last time its RX queue was empty or moved
+
+  CreditBucket credit;                             // TX credit scheduler
+  bool credit_stalled = false;                     // stopped by credit this poll: the timer resumes it
+  uint32_t inflight = 0;                           // TX packets taken and not yet answered
+  std::unordered_map<uint16_t, uint32_t> inflight_ids;  // their request ids (a reused id is odd: dropped)
+  std::string recall_seen;                         // the last recall request handled
   std::vector<netif::TxResponse> tx_shadow;        // answers waiting for this poll's single push
 
   BackendCounters counters;

@@ -1,5 +1,7 @@
 #include "backend/vif_sink.hpp"
 
+#include <cerrno>
+
 namespace pvnet {
 
 bool VifSink::ready(VifId src) const {
@@ -21,8 +23,12 @@ SinkResult VifSink::consume(TxPacket& pkt, PayloadPolicy& payload, BackendCounte
   f.payload_copy = std::move(pkt.payload_copy);  // a policy that copied the payload (copy): sent from dom0 memory
   f.has_completion = true;
   f.completion = std::move(pkt.completion);
-  if (auto ok = backend_.queue_rx(dst_, std::move(f)); !ok)
-    return SinkResult::drop(netif::rsp::dropped, "dest_not_connected");
+  if (auto ok = backend_.queue_rx(dst_, std::move(f)); !ok) {
+    const int code = ok.error().code;
+    return SinkResult::drop(netif::rsp::dropped, code == EPIPE     ? "dest_rx_stalled"
+                                                 : code == ENOBUFS ? "dest_rx_full"
+                                                                   : "dest_not_connected");
+  }
   return SinkResult::held();
 }
 
