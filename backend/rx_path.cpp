@@ -5,6 +5,7 @@
 // batched grant copy for every vif of the poll, then answer each buffer.
 #include <algorithm>
 #include <cstring>
+#include <deque>
 
 #include "backend/vif.hpp"
 
@@ -29,7 +30,9 @@ uint16_t rx_csum_flags(uint16_t flags) {
 }  // namespace
 
 size_t Backend::rx_action() {
-  std::vector<RxWork> works;
+  // A deque: the copy ops point into each work's frame (local bytes, payload copies), so works must never be
+  // copied by a reallocation (RxFrame's move may throw, which makes a vector copy on growth).
+  std::deque<RxWork> works;
   std::vector<CopyOp> ops;
   size_t work = 0;
 
