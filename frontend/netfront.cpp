@@ -177,6 +177,20 @@ bool Netfront::poll() {
       if (tx_done_) tx_done_(c);
     progress = true;
   }
+  if (!rx_unused_queue_.empty()) {
+    auto unused = std::move(rx_unused_queue_);
+    rx_unused_queue_.clear();
+    for (uint64_t c : unused)
+      if (rx_unused_handler_) rx_unused_handler_(c);
+    progress = true;
+  }
+  if (!rx_buffers_queue_.empty()) {
+    auto frames = std::move(rx_buffers_queue_);
+    rx_buffers_queue_.clear();
+    for (auto& f : frames)
+      if (rx_buffers_handler_) rx_buffers_handler_(std::move(f));
+    progress = true;
+  }
   if (!rx_deliver_queue_.empty()) {
     auto frames = std::move(rx_deliver_queue_);
     rx_deliver_queue_.clear();
@@ -244,6 +258,7 @@ Result<void> Netfront::connect() {
   be_split_ = feature("feature-split-event-channels");
   be_ctrl_ = feature("feature-ctrl-ring");
   be_slots_ = feature(netif::key::feature_header_slots);
+  be_rx_extents_ = feature(netif::key::feature_rx_extents);
   if (auto mtu = st.read_int(be_dir_ + "/mtu"); mtu && *mtu > 0 && *mtu <= 65535) mtu_ = static_cast<uint32_t>(*mtu);
   if (!feature("feature-rx-copy"))
     return make_error(EOPNOTSUPP, "backend lacks feature-rx-copy (the only RX mode netfront speaks)");
@@ -316,6 +331,15 @@ Result<void> Netfront::connect() {
     put(netif::key::header_slot_size, config_.slot_size);
     slots_requested_ = true;
   }
+  if (config_.rx_extents && be_rx_extents_ && config_.rx_headroom <= netif::kRxExtentHeadroomMax) {
+    auto t = alloc_granted_page(/*readonly=*/true);  // the backend only reads extents
+    if (!t) return t.error();
+    rx_extents_page_ = *t;
+    put(netif::key::request_rx_extents, 1);
+    put(netif::key::rx_extents_ref, rx_extents_page_->gref.value);
+    if (config_.rx_headroom) put(netif::key::rx_extent_headroom, config_.rx_headroom);
+    rx_extents_active_ = true;
+  }
   if (!w) return w.error();
   refill_rx();
   return {};
@@ -366,7 +390,8 @@ void Netfront::release_all() {
   tx_drop_in_flight();
   rx_release_buffers();
   drop_slot_pages();
-  for (auto* gp : {&tx_page_, &rx_page_, &ctrl_page_}) {
+  rx_extents_active_ = false;
+  for (auto* gp : {&tx_page_, &rx_page_, &ctrl_page_, &rx_extents_page_}) {
     if (*gp) end_grant((*gp)->gref, KeptGrant{GrantRef{}, (*gp)->pfn});
     gp->reset();
   }

@@ -33,6 +33,37 @@ struct NetfrontConfig {
   bool feature_gso_tcpv6 = true;
   int ctrl_timeout_ms = 2000;   // an unanswered control request: give up (fall back / go on closing)
   int close_timeout_ms = 2000;  // a backend that never reaches Closed: release anyway (in-use grants are kept)
+  // RX extents (docs/protocol.md 7), used if the backend offers feature-rx-extents: each RX buffer is an
+  // {offset, length} extent of its page. rx_headroom bytes stay free at the start of a frame's first buffer (the
+  // owner's room for its own header). With rx_owner_buffers the owner posts every RX buffer (post_rx_buffer) and
+  // gets frames as the buffers they landed in (on_rx_buffers); otherwise netfront posts its own whole pages.
+  bool rx_extents = false;
+  uint16_t rx_headroom = 0;
+  bool rx_owner_buffers = false;
+};
+
+// An RX buffer the owner supplies (rx_owner_buffers): a piece of one of the domain's pages.
+struct RxOwnerBuffer {
+  Pfn pfn;
+  uint16_t offset = 0;
+  uint16_t length = 0;  // > rx_headroom, offset + length <= 4096
+  uint64_t cookie = 0;  // handed back with the frame that used it, or as unused
+};
+
+// A frame the backend copied straight into owner buffers: each buffer's cookie, where its data starts in the page
+// (after the headroom in the first) and how many bytes it holds, in frame order.
+struct ReceivedBuffers {
+  struct Use {
+    uint64_t cookie = 0;
+    uint16_t offset = 0;
+    uint16_t len = 0;
+  };
+  std::vector<Use> bufs;
+  uint32_t len = 0;
+  uint8_t gso_type = netif::gso_type::none;
+  uint16_t gso_size = 0;
+  bool csum_blank = false;
+  bool data_validated = false;
 };
 
 enum class NetfrontState : uint8_t {
@@ -81,6 +112,8 @@ class Netfront {
  public:
   using TxDoneHandler = std::function<void(const TxDone&)>;
   using RxHandler = std::function<void(ReceivedFrame&&)>;
+  using RxBuffersHandler = std::function<void(ReceivedBuffers&&)>;
+  using RxUnusedHandler = std::function<void(uint64_t cookie)>;
 
   // frontend_dir: /local/domain/<self>/device/vif/<N>, created by the toolstack with backend, backend-id.
   Netfront(Platform& platform, GuestPagePool& pool, std::string frontend_dir, NetfrontConfig config = {});
@@ -90,6 +123,10 @@ class Netfront {
 
   void on_tx_complete(TxDoneHandler h) { tx_done_ = std::move(h); }
   void on_rx(RxHandler h) { rx_handler_ = std::move(h); }
+  // Owner buffers (rx_owner_buffers): frames, and buffers given back without data (the GSO extra's slot, a frame
+  // with an error, teardown).
+  void on_rx_buffers(RxBuffersHandler h) { rx_buffers_handler_ = std::move(h); }
+  void on_rx_buffer_unused(RxUnusedHandler h) { rx_unused_handler_ = std::move(h); }
 
   // Advances negotiation/teardown, consumes responses (delivering completions and frames), re-posts RX buffers,
   // retries grants still in use. Returns true if anything happened; false means idle (after the final checks).
@@ -98,6 +135,18 @@ class Netfront {
   TxStatus transmit(std::span<const TxPiece> pieces, const TxOptions& options = {});
   void flush();  // push deferred TX requests, notify if the backend asked for it
   void close();  // start teardown; poll() until state() == kClosed
+
+  // Grants the buffer writable to the backend, writes its extent and puts it on the RX ring (published by
+  // push_rx_buffers()). False if extents with owner buffers are not in use, the buffer is malformed, or there is
+  // no room (ring, ids, grants).
+  bool post_rx_buffer(const RxOwnerBuffer& b);
+  void push_rx_buffers();
+  // The owner takes its buffers back (its queue stopped): every posted owner buffer's grant is ended, so the
+  // backend's copy into it fails; their responses are then consumed silently (no frame, no unused callback).
+  void revoke_rx_buffers();
+  bool using_rx_extents() const { return rx_extents_active_; }
+  bool rx_owner_mode() const { return rx_extents_active_ && config_.rx_owner_buffers; }
+  uint32_t rx_free_slots() const;  // owner buffers post_rx_buffer would take now
 
   NetfrontState state() const { return state_; }
   bool connected() const { return state_ == NetfrontState::kConnected; }
@@ -160,6 +209,10 @@ class Netfront {
     GrantRef gref;
     bool granted = false;
     bool posted = false;  // the backend owns it
+    bool owner = false;   // an owner buffer (no pool page): cookie + extent
+    bool revoked = false; // revoke_rx_buffers() ended its grant while posted
+    uint64_t cookie = 0;
+    uint16_t ext_offset = 0, ext_length = static_cast<uint16_t>(kPageSize);
   };
   struct RxPartial {
     bool active = false;
@@ -167,6 +220,7 @@ class Netfront {
     bool more = false;
     bool bad = false;
     ReceivedFrame frame;
+    ReceivedBuffers owned;  // owner buffers of the frame
   };
   enum class CloseStep : uint8_t { kNone, kWaitDel, kWaitBackendClosed };
 
@@ -203,6 +257,7 @@ class Netfront {
   void rx_recycle(uint16_t id);
   void rx_finish_frame();
   void rx_release_buffers();
+  void write_rx_extent(uint16_t id, uint16_t offset, uint16_t length);
 
   Platform& platform_;
   GuestPagePool& pool_;
@@ -213,6 +268,8 @@ class Netfront {
   std::string last_error_;
   TxDoneHandler tx_done_;
   RxHandler rx_handler_;
+  RxBuffersHandler rx_buffers_handler_;
+  RxUnusedHandler rx_unused_handler_;
 
   NetfrontState state_ = NetfrontState::kInitialising;
   CloseStep close_step_ = CloseStep::kNone;
@@ -224,7 +281,7 @@ class Netfront {
 
   // What the backend offered.
   bool be_sg_ = false, be_gso_v4_ = false, be_gso_v6_ = false, be_split_ = false, be_ctrl_ = false,
-       be_slots_ = false;
+       be_slots_ = false, be_rx_extents_ = false;
   uint32_t mtu_ = 1500;
 
   std::optional<GrantedPage> tx_page_, rx_page_, ctrl_page_;
@@ -266,6 +323,10 @@ class Netfront {
   uint32_t rx_posted_ = 0;
   RxPartial rx_partial_;
   std::vector<ReceivedFrame> rx_deliver_queue_;
+  std::vector<ReceivedBuffers> rx_buffers_queue_;
+  std::vector<uint64_t> rx_unused_queue_;
+  bool rx_extents_active_ = false;            // we wrote request-rx-extents (the backend offered it)
+  std::optional<GrantedPage> rx_extents_page_;  // the extents table, granted read-only
 
   std::vector<KeptGrant> kept_;
 };

@@ -1,4 +1,7 @@
-// netfront RX: whole pages granted writable and posted as {id, gref}; the backend fills them by grant copy.
+// netfront RX: whole pages granted writable and posted as {id, gref}; the backend fills them by grant copy. With RX
+// extents (docs/protocol.md 7) each id's {offset, length} is written into the extents table before its request is
+// pushed, and the buffers may be the owner's pieces of pages (post_rx_buffer): the frame then stays where the
+// backend's grant copy put it and the owner gets the list of buffers.
 // Responses are matched by id, never by position (docs/protocol.md 4), except a GSO extra-info slot, which has no
 // id: it consumed the request posted at its own ring index (netback writes each response at its request's index,
 // and Linux netfront's xennet_get_extras recycles that slot's buffer the same way).
@@ -8,8 +11,67 @@
 
 namespace pvnet {
 
-void Netfront::refill_rx() {
+void Netfront::write_rx_extent(uint16_t id, uint16_t offset, uint16_t length) {
+  auto* table = reinterpret_cast<netif::RxExtent*>(pool_.page(rx_extents_page_->pfn).data());
+  // Written before the request is produced; the push's write barrier orders it before req_prod.
+  table[id] = netif::RxExtent{offset, length};
+}
+
+uint32_t Netfront::rx_free_slots() const {
+  if (!rx_ || !rx_owner_mode()) return 0;
+  return std::min<uint32_t>(rx_->free_requests(), static_cast<uint32_t>(rx_free_ids_.size()));
+}
+
+bool Netfront::post_rx_buffer(const RxOwnerBuffer& ob) {
+  if (!rx_ || !rx_owner_mode() || rx_->full() || rx_free_ids_.empty()) return false;
+  if (state_ != NetfrontState::kConnecting && state_ != NetfrontState::kRegistering &&
+      state_ != NetfrontState::kConnected)
+    return false;
+  if (ob.length <= config_.rx_headroom || uint32_t{ob.offset} + ob.length > kPageSize) return false;
+  auto g = platform_.grant_table().grant_access(be_id_, ob.pfn, /*readonly=*/false);
+  if (!g) return false;
+  ++counters_.grants_in_use;
+  const uint16_t id = rx_free_ids_.back();
+  rx_free_ids_.pop_back();
+  RxBuffer& b = rx_bufs_[id];
+  b.page.reset();
+  b.owner = true;
+  b.cookie = ob.cookie;
+  b.ext_offset = ob.offset;
+  b.ext_length = ob.length;
+  b.gref = *g;
+  b.granted = true;
+  b.posted = true;
+  b.revoked = false;
+  write_rx_extent(id, ob.offset, ob.length);
+  rx_id_at_[rx_->req_prod_pvt() & (netif::kRxRingSize - 1)] = id;
+  rx_->produce_request(netif::RxRequest{id, 0, *g});
+  ++rx_posted_;
+  ++counters_.rx_buffers_posted;
+  return true;
+}
+
+void Netfront::push_rx_buffers() {
   if (!rx_) return;
+  if (state_ == NetfrontState::kConnecting) {
+    rx_->push_requests();
+  } else if (rx_->push_requests_and_check_notify() && rx_port_) {
+    notify(*rx_port_);
+  }
+}
+
+void Netfront::revoke_rx_buffers() {
+  for (auto& b : rx_bufs_) {
+    if (!b.posted || !b.owner || !b.granted || b.revoked) continue;
+    if (!platform_.grant_table().end_access(b.gref)) continue;  // a copy in progress: it lands, then goes unused
+    --counters_.grants_in_use;
+    b.granted = false;
+    b.revoked = true;
+  }
+}
+
+void Netfront::refill_rx() {
+  if (!rx_ || rx_owner_mode()) return;  // the owner posts its buffers
   bool produced = false;
   while (rx_posted_ < config_.rx_buffers && !rx_->full() && !rx_free_ids_.empty()) {
     const uint16_t id = rx_free_ids_.back();
@@ -22,9 +84,13 @@ void Netfront::refill_rx() {
     if (!g) break;
     ++counters_.grants_in_use;
     rx_free_ids_.pop_back();
+    b.owner = false;
+    b.ext_offset = 0;
+    b.ext_length = static_cast<uint16_t>(kPageSize);
     b.gref = *g;
     b.granted = true;
     b.posted = true;
+    if (rx_extents_active_) write_rx_extent(id, 0, static_cast<uint16_t>(kPageSize));
     rx_id_at_[rx_->req_prod_pvt() & (netif::kRxRingSize - 1)] = id;
     rx_->produce_request(netif::RxRequest{id, 0, *g});
     ++rx_posted_;
@@ -47,14 +113,32 @@ void Netfront::rx_recycle(uint16_t id) {
   RxBuffer& b = rx_bufs_[id];
   b.posted = false;
   --rx_posted_;
+  if (!b.granted) {  // revoked: its grant has ended already
+    b.revoked = false;
+    rx_free_ids_.push_back(id);
+    return;
+  }
   b.granted = false;
   end_grant(b.gref, KeptGrant{GrantRef{}, std::nullopt, -1, id});
 }
+
+// An owner buffer that goes back to its owner without data.
+static void give_back_unused(std::vector<uint64_t>& q, uint64_t cookie) { q.push_back(cookie); }
 
 void Netfront::rx_finish_frame() {
   RxPartial& p = rx_partial_;
   if (p.bad) {
     ++counters_.rx_errors;
+    for (const auto& u : p.owned.bufs) give_back_unused(rx_unused_queue_, u.cookie);
+  } else if (!p.owned.bufs.empty()) {
+    ++counters_.rx_packets;
+    counters_.rx_bytes += p.owned.len;
+    if (p.frame.gso_type != netif::gso_type::none) ++counters_.rx_gso_packets;
+    p.owned.gso_type = p.frame.gso_type;
+    p.owned.gso_size = p.frame.gso_size;
+    p.owned.csum_blank = p.frame.csum_blank;
+    p.owned.data_validated = p.frame.data_validated;
+    rx_buffers_queue_.push_back(std::move(p.owned));
   } else {
     ++counters_.rx_packets;
     counters_.rx_bytes += p.frame.data.size();
@@ -83,6 +167,7 @@ bool Netfront::process_rx() {
         std::memcpy(&extra, &rsp, sizeof(extra));
         const uint16_t id = rx_id_at_[idx & (netif::kRxRingSize - 1)];
         if (rx_bufs_[id].posted) {
+          if (rx_bufs_[id].owner && !rx_bufs_[id].revoked) give_back_unused(rx_unused_queue_, rx_bufs_[id].cookie);
           rx_recycle(id);
         } else {
           ++counters_.bad_responses;
@@ -112,9 +197,22 @@ bool Netfront::process_rx() {
         p.expect_extra = (rsp.flags & netif::rxf::extra_info) != 0;
       }
       p.more = (rsp.flags & netif::rxf::more_data) != 0;
-      if (rsp.status < 0 || uint32_t{rsp.offset} + static_cast<uint32_t>(std::max<int16_t>(rsp.status, 0)) > kPageSize ||
-          p.frame.data.size() + static_cast<size_t>(std::max<int16_t>(rsp.status, 0)) > netif::kMaxFrameBytes) {
+      RxBuffer& rb = rx_bufs_[rsp.id];
+      const uint32_t got = static_cast<uint32_t>(std::max<int16_t>(rsp.status, 0));
+      // With extents the data must lie where this buffer's extent says (after the headroom in a frame's first).
+      const uint32_t want_off = rb.ext_offset + (rx_extents_active_ && first ? config_.rx_headroom : 0);
+      const bool in_extent = !rx_extents_active_ ||
+                             (rsp.offset == want_off && uint32_t{rsp.offset} + got <= uint32_t{rb.ext_offset} + rb.ext_length);
+      if (rb.revoked) {
+        p.bad = true;  // the owner has taken it back
+      } else if (rsp.status < 0 || !in_extent || uint32_t{rsp.offset} + got > kPageSize ||
+          p.frame.data.size() + p.owned.len + got > netif::kMaxFrameBytes) {
         p.bad = true;
+        if (rb.owner) give_back_unused(rx_unused_queue_, rb.cookie);
+      } else if (rb.owner) {
+        // Already where the owner wants it: nothing to copy.
+        p.owned.bufs.push_back(ReceivedBuffers::Use{rb.cookie, rsp.offset, static_cast<uint16_t>(got)});
+        p.owned.len += got;
       } else if (!p.bad && rsp.status > 0) {
         const std::byte* src = pool_.page(*rx_bufs_[rsp.id].page).data() + rsp.offset;
         p.frame.data.insert(p.frame.data.end(), src, src + rsp.status);
@@ -135,6 +233,8 @@ void Netfront::rx_release_buffers() {
       b.posted = false;
       --rx_posted_;
       rx_free_ids_.push_back(id);
+      if (b.owner && !b.revoked) give_back_unused(rx_unused_queue_, b.cookie);
+      b.revoked = false;
     }
     if (b.granted) {
       b.granted = false;
@@ -154,6 +254,7 @@ void Netfront::rx_release_buffers() {
       b.page.reset();
     }
   }
+  for (const auto& u : rx_partial_.owned.bufs) give_back_unused(rx_unused_queue_, u.cookie);
   rx_partial_ = RxPartial{};
 }
 

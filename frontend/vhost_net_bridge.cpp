@@ -21,6 +21,34 @@ namespace {
 constexpr uint64_t kDriverRegionAlign = 1ull << 18;  // frames: the driver region starts on a 1 GiB boundary
 constexpr uint32_t kRx = 0, kTx = 1;
 constexpr uint32_t kMinFrame = 14;  // an Ethernet header
+
+// The virtio-net header for a received frame (virtio 1.1 5.1.6.4): checksum state from netif's flags and the parsed
+// headers, GSO from the netif GSO extra. nullopt: a super-frame the guest did not negotiate (drop it).
+std::optional<VirtioNetHdr> rx_virtio_header(std::span<const std::byte> head, bool csum_blank, bool data_validated,
+                                             uint8_t gso_type, uint16_t gso_size, uint64_t acked) {
+  VirtioNetHdr h{};
+  if (csum_blank || gso_type != netif::gso_type::none) {
+    const HeaderInfo hi = parse_headers(head);
+    if (hi.ok() && hi.has_l4 && (hi.is_tcp() || hi.is_udp())) {
+      h.flags = vnet::kFlagNeedsCsum;
+      h.csum_start = static_cast<uint16_t>(hi.l4_off);
+      h.csum_offset = hi.is_tcp() ? 16 : 6;
+      h.hdr_len = static_cast<uint16_t>(hi.l4_off + hi.l4_len);
+    } else if (data_validated) {
+      h.flags = vnet::kFlagDataValid;
+    }
+  } else if (data_validated) {
+    h.flags = vnet::kFlagDataValid;
+  }
+  if (gso_type == netif::gso_type::tcpv4 || gso_type == netif::gso_type::tcpv6) {
+    const bool guest_ok =
+        (gso_type == netif::gso_type::tcpv4) ? (acked & feat::kNetGuestTso4) : (acked & feat::kNetGuestTso6);
+    if (!guest_ok || h.flags != vnet::kFlagNeedsCsum) return std::nullopt;
+    h.gso_type = gso_type == netif::gso_type::tcpv4 ? vnet::kGsoTcpv4 : vnet::kGsoTcpv6;
+    h.gso_size = gso_size;
+  }
+  return h;
+}
 }  // namespace
 
 VhostNetBridge::VhostNetBridge(VhostNetConfig config) : cfg_(std::move(config)) {
@@ -72,6 +100,7 @@ void VhostNetBridge::drop_guest(std::string why) {
   ++tx_generation_;
   tx_stalled_.valid = false;
   rx_chains_.clear();
+  revoke_rx_direct();
   counters_.rx_dropped_no_buffers += rx_backlog_.size();
   rx_backlog_.clear();
   setup_ = {};
@@ -83,6 +112,7 @@ bool VhostNetBridge::poll() {
   if (front_) work |= front_->poll();
   if (running()) {
     work |= process_tx();
+    if (front_->rx_owner_mode()) work |= post_rx_direct();
     work |= deliver_rx();
   }
   for (uint32_t q = 0; q < 2; ++q) {
@@ -153,6 +183,7 @@ Result<void> VhostNetBridge::handle(Message& m, bool* replied) {
       return {};
     case kResetOwner:
       for (auto& q : vq_) q.stop();
+      revoke_rx_direct();
       ++tx_generation_;
       return {};
     case kGetQueueNum:
@@ -194,6 +225,7 @@ Result<void> VhostNetBridge::handle(Message& m, bool* replied) {
         tx_stalled_.valid = false;
       } else {
         rx_chains_.clear();
+        revoke_rx_direct();
       }
       *replied = true;
       return chan_->reply(m, s);
@@ -316,8 +348,23 @@ bool VhostNetBridge::ensure_netfront() {
   next_dir_check_ = Clock::now() + std::chrono::milliseconds(poll_interval_ms());
   // The toolstack (pvnet backend) writes the device directory when it sees the domain; "state" comes last.
   if (!platform_->store().read_opt(cfg_.device_dir + "/state")) return false;
-  front_ = std::make_unique<Netfront>(*platform_, *pool_, cfg_.device_dir, cfg_.netfront);
+  NetfrontConfig nc = cfg_.netfront;
+  // The guest's own buffers on the netif RX ring need mergeable buffers: a frame then spans as many chains as it
+  // fills, each chain holding one extent. Without MRG_RXBUF a frame must fit one chain: the counted copy.
+  if (cfg_.rx_direct && (acked_ & feat::kNetMrgRxbuf)) {
+    nc.rx_extents = true;
+    nc.rx_headroom = static_cast<uint16_t>(hdr_len());
+    nc.rx_owner_buffers = true;
+  }
+  front_ = std::make_unique<Netfront>(*platform_, *pool_, cfg_.device_dir, nc);
   front_->on_tx_complete([this](const TxDone& d) { on_tx_done(d); });
+  front_->on_rx_buffers([this](ReceivedBuffers&& f) { on_rx_buffers(std::move(f)); });
+  front_->on_rx_buffer_unused([this](uint64_t cookie) {
+    auto it = rx_posted_.find(cookie);
+    if (it == rx_posted_.end()) return;  // revoked meanwhile
+    rx_repost_.push_back(std::move(it->second));
+    rx_posted_.erase(it);
+  });
   front_->on_rx([this](ReceivedFrame&& f) {
     if (!queue_ready(kRx) || rx_backlog_.size() >= cfg_.rx_backlog) {
       ++counters_.rx_dropped_no_buffers;
@@ -488,32 +535,13 @@ bool VhostNetBridge::deliver_rx() {
     if (have < need) continue;  // !mrg: dropped above on the next turn
 
     // The header.
-    VirtioNetHdr h{};
-    h.num_buffers = 0;
-    if (f.csum_blank || f.gso_type != netif::gso_type::none) {
-      const HeaderInfo hi = parse_headers(f.data);
-      if (hi.ok() && hi.has_l4 && (hi.is_tcp() || hi.is_udp())) {
-        h.flags = vnet::kFlagNeedsCsum;
-        h.csum_start = static_cast<uint16_t>(hi.l4_off);
-        h.csum_offset = hi.is_tcp() ? 16 : 6;
-        h.hdr_len = static_cast<uint16_t>(hi.l4_off + hi.l4_len);
-      } else if (f.data_validated) {
-        h.flags = vnet::kFlagDataValid;
-      }
-    } else if (f.data_validated) {
-      h.flags = vnet::kFlagDataValid;
+    auto hdr = rx_virtio_header(f.data, f.csum_blank, f.data_validated, f.gso_type, f.gso_size, acked_);
+    if (!hdr) {
+      ++counters_.rx_dropped_too_big;  // the guest cannot take a super-frame
+      rx_backlog_.pop_front();
+      continue;
     }
-    if (f.gso_type == netif::gso_type::tcpv4 || f.gso_type == netif::gso_type::tcpv6) {
-      const bool guest_ok = (f.gso_type == netif::gso_type::tcpv4) ? (acked_ & feat::kNetGuestTso4)
-                                                                 : (acked_ & feat::kNetGuestTso6);
-      if (!guest_ok || h.flags != vnet::kFlagNeedsCsum) {
-        ++counters_.rx_dropped_too_big;  // the guest cannot take a super-frame
-        rx_backlog_.pop_front();
-        continue;
-      }
-      h.gso_type = f.gso_type == netif::gso_type::tcpv4 ? vnet::kGsoTcpv4 : vnet::kGsoTcpv6;
-      h.gso_size = f.gso_size;
-    }
+    VirtioNetHdr h = *hdr;
     // Scatter header + frame over the chains; num_buffers = the chains it takes.
     {
       uint64_t cap = 0;
@@ -556,6 +584,120 @@ bool VhostNetBridge::deliver_rx() {
   }
   if (pushed) q.call();
   return work;
+}
+
+// Direct RX: the guest's RX chains go onto the netif RX ring, each as the extent of its first buffer that lies in
+// one page (a buffer crossing a page boundary offers only its first page's part: a netif buffer is one grant).
+bool VhostNetBridge::post_rx_direct() {
+  SplitVirtqueue& q = vq_[kRx];
+  bool work = q.drain_kick();
+  const uint32_t hl = hdr_len();
+  bool posted = false, pushed = false;
+  while (front_->rx_free_slots() > 0) {
+    Chain c;
+    if (!rx_repost_.empty()) {
+      c = std::move(rx_repost_.front());
+      rx_repost_.pop_front();
+    } else {
+      const auto r = q.pop(c);
+      if (r == SplitVirtqueue::Pop::kBadChain) {
+        ++counters_.rx_bad_chains;
+        work = true;
+        continue;
+      }
+      if (r != SplitVirtqueue::Pop::kChain) {
+        if (r == SplitVirtqueue::Pop::kEmpty && q.enable_kicks()) continue;
+        break;
+      }
+      work = true;
+      if (!c.readable.empty() || c.writable.empty()) {
+        ++counters_.rx_bad_chains;
+        q.push(c.head, 0);
+        pushed = true;
+        continue;
+      }
+    }
+    const ChainBuf& b0 = c.writable[0];
+    const uint32_t off = static_cast<uint32_t>(b0.gpa % kPageSize);
+    const uint32_t piece = static_cast<uint32_t>(std::min<uint64_t>(b0.len, kPageSize - off));
+    if (piece <= hl) {  // cannot hold the header and a byte: the guest gets it back unused
+      ++counters_.rx_short_chains;
+      q.push(c.head, 0);
+      pushed = true;
+      continue;
+    }
+    const uint64_t cookie = rx_next_cookie_++;
+    const RxOwnerBuffer ob{Pfn{b0.gpa / kPageSize}, static_cast<uint16_t>(off), static_cast<uint16_t>(piece), cookie};
+    if (!front_->post_rx_buffer(ob)) {
+      rx_repost_.push_front(std::move(c));
+      break;
+    }
+    rx_posted_.emplace(cookie, std::move(c));
+    ++counters_.rx_buffers_posted;
+    posted = true;
+  }
+  if (posted) front_->push_rx_buffers();
+  if (pushed) q.call();
+  return work || posted;
+}
+
+// A frame the backend copied into the guest's chains: only the virtio-net header is written here.
+void VhostNetBridge::on_rx_buffers(ReceivedBuffers&& f) {
+  std::vector<Chain> chains;
+  chains.reserve(f.bufs.size());
+  for (const auto& u : f.bufs) {
+    auto it = rx_posted_.find(u.cookie);
+    if (it == rx_posted_.end()) break;
+    chains.push_back(std::move(it->second));
+    rx_posted_.erase(it);
+  }
+  SplitVirtqueue& q = vq_[kRx];
+  if (chains.size() != f.bufs.size() || !queue_ready(kRx)) {  // the queue was stopped meanwhile
+    ++counters_.rx_dropped_no_buffers;
+    return;
+  }
+  const uint32_t hl = hdr_len();
+  auto data_at = [&](size_t i) {  // where buffer i's data lies (netfront checked it is inside the extent)
+    const ChainBuf& b = chains[i].writable[0];
+    return b.host + (f.bufs[i].offset - b.gpa % kPageSize);
+  };
+  // The headers for parse_headers: read in place when the first buffer holds them, else gathered (a read of
+  // at most 256 bytes of headers, not a payload copy).
+  std::array<std::byte, 256> head{};
+  size_t hn = 0;
+  for (size_t i = 0; i < chains.size() && hn < head.size(); ++i) {
+    const size_t n = std::min<size_t>(f.bufs[i].len, head.size() - hn);
+    std::memcpy(head.data() + hn, data_at(i), n);
+    hn += n;
+  }
+  auto hdr = rx_virtio_header(std::span<const std::byte>(head.data(), hn), f.csum_blank, f.data_validated,
+                              f.gso_type, f.gso_size, acked_);
+  const bool mrg = (acked_ & feat::kNetMrgRxbuf) != 0;
+  if (!hdr || (!mrg && chains.size() > 1)) {
+    ++counters_.rx_dropped_too_big;  // a super-frame the guest cannot take, or a frame beyond one chain
+    for (auto& c : chains) rx_repost_.push_back(std::move(c));
+    return;
+  }
+  hdr->num_buffers = static_cast<uint16_t>(chains.size());
+  std::memcpy(chains[0].writable[0].host, &*hdr, hl);
+  counters_.rx_header_bytes += hl;
+  for (size_t i = 0; i < chains.size(); ++i) q.push(chains[i].head, (i == 0 ? hl : 0) + f.bufs[i].len);
+  q.call();
+  ++counters_.rx_frames;
+  counters_.rx_bytes += f.len;
+  counters_.rx_direct_bytes += f.len;
+  if (cfg_.on_frame) {
+    std::vector<std::byte> frame;
+    frame.reserve(f.len);
+    for (size_t i = 0; i < chains.size(); ++i) frame.insert(frame.end(), data_at(i), data_at(i) + f.bufs[i].len);
+    cfg_.on_frame(FrameDir::kToGuest, frame);
+  }
+}
+
+void VhostNetBridge::revoke_rx_direct() {
+  if (front_) front_->revoke_rx_buffers();
+  rx_posted_.clear();
+  rx_repost_.clear();
 }
 
 void VhostNetBridge::close() {

@@ -8,8 +8,11 @@
 // pieces are the guest's own pages: netfront copies the headers into a header slot and grants the pages holding
 // the payload; nothing of the payload is copied here. The chain goes back to the guest (used ring) only when
 // netfront reports the frame complete (TxDone): until then the backend may still read those pages.
-// RX: netfront receives into its pages; the frame is copied into the guest's RX buffers (counted in
-// rx_bounce_bytes) with a virtio-net header carrying num_buffers, GSO and checksum state.
+// RX, with RX extents (docs/protocol.md 7) and mergeable buffers: the guest's RX buffers themselves are granted
+// writable and posted on the netif RX ring (each chain's first page piece, the virtio-net header's 12 bytes as the
+// extents' headroom), so the backend's grant copy lands in them; the bridge writes only the virtio-net header
+// (num_buffers, GSO, checksum state). Without the extension (or without MRG_RXBUF) netfront receives into its own
+// pages and the frame is copied into the guest's buffers, counted in rx_bounce_bytes.
 //
 // Single-threaded, non-blocking: the owner calls poll() when any of fds() is readable, and at least every
 // poll_interval_ms() (netfront timeouts, the device directory appearing).
@@ -22,6 +25,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "frontend/netfront.hpp"
@@ -47,6 +51,10 @@ struct VhostNetCounters {
   uint64_t rx_frames = 0;            // frames written into guest buffers
   uint64_t rx_bytes = 0;
   uint64_t rx_bounce_bytes = 0;      // frame bytes copied into guest buffers on the guest side
+  uint64_t rx_direct_bytes = 0;      // frame bytes the backend's grant copy put straight into guest buffers
+  uint64_t rx_header_bytes = 0;      // virtio-net header bytes the bridge wrote into guest buffers (direct path)
+  uint64_t rx_buffers_posted = 0;    // guest RX buffers posted on the netif RX ring (direct path)
+  uint64_t rx_short_chains = 0;      // chains whose first page piece cannot hold the header: returned unused
   uint64_t rx_dropped_no_buffers = 0;  // backlog full, or the RX queue not running
   uint64_t rx_dropped_too_big = 0;   // frame does not fit the guest's buffers (no MRG_RXBUF, small buffers)
   uint64_t rx_bad_chains = 0;
@@ -67,6 +75,7 @@ struct VhostNetConfig {
   // Optional tap on every frame (the CLI's --capture).
   std::function<void(FrameDir, std::span<const std::byte>)> on_frame;
   size_t rx_backlog = 256;           // frames received while the guest has no RX buffers
+  bool rx_direct = true;             // ask for RX extents and post the guest's own RX buffers (MRG_RXBUF)
 
   static constexpr uint64_t kDefaultFeatures =
       vhost::feat::kVersion1 | vhost::feat::kProtocolFeatures | vhost::feat::kRingIndirectDesc |
@@ -144,6 +153,9 @@ class VhostNetBridge {
   bool tx_one(vhost::Chain& c);
   void on_tx_done(const TxDone& d);
   bool deliver_rx();
+  bool post_rx_direct();
+  void on_rx_buffers(ReceivedBuffers&& f);
+  void revoke_rx_direct();
   uint32_t hdr_len() const;
 
   VhostNetConfig cfg_;
@@ -168,6 +180,10 @@ class VhostNetBridge {
   std::deque<ReceivedFrame> rx_backlog_;
   std::vector<vhost::Chain> rx_chains_;   // scratch (mergeable buffers of one frame)
   std::optional<vhost::Chain> rx_held_;   // a popped RX chain not used yet
+  // Direct RX: chains posted to netfront by cookie, and chains to post again (a frame dropped after landing).
+  std::unordered_map<uint64_t, vhost::Chain> rx_posted_;
+  std::deque<vhost::Chain> rx_repost_;
+  uint64_t rx_next_cookie_ = 1;
 };
 
 }  // namespace pvnet
