@@ -14,13 +14,13 @@
 
 namespace {
 
-struct Run {
+struct Outcome {
   int status = -1;
   std::string out;
 };
 
-Run run(const std::string& args) {
-  Run r;
+Outcome run(const std::string& args) {
+  Outcome r;
   FILE* p = ::popen((std::string(PVNET_EXE) + " " + args + " 2>&1").c_str(), "r");
   if (!p) return r;
   char buf[4096];
@@ -44,7 +44,7 @@ class BenchTest : public ::testing::Test {
 
 TEST_F(BenchTest, ShortRunWritesEveryField) {
   const std::string json = dir_ + "/bench.json";
-  Run r = run("bench --sizes 64,1514 --policies slots,copy --mode both --seconds 0.03 --runs 2 --json " + json);
+  Outcome r = run("bench --sizes 64,1514 --policies slots,copy --mode both --seconds 0.03 --runs 2 --json " + json);
   ASSERT_EQ(r.status, 0) << r.out;
   // The table names every target with a verdict.
   EXPECT_NE(r.out.find("targets:"), std::string::npos) << r.out;
@@ -93,7 +93,9 @@ TEST_F(BenchTest, ShortRunWritesEveryField) {
         EXPECT_EQ(s["grant_copy_bytes"].get<uint64_t>(), s["bytes"].get<uint64_t>());
       }
     }
-    if (c["policy"] == "copy") EXPECT_DOUBLE_EQ(c["vs_copy"].get<double>(), 1.0);
+    if (c["policy"] == "copy") {
+      EXPECT_DOUBLE_EQ(c["vs_copy"].get<double>(), 1.0);
+    }
   }
 
   ASSERT_TRUE(j["targets"].is_array());
@@ -116,7 +118,7 @@ TEST_F(BenchTest, BadOptionsAreRefused) {
   EXPECT_EQ(run("bench --policies nope").status, 2);
   EXPECT_EQ(run("bench --mode sometimes").status, 2);
   EXPECT_EQ(run("bench --sink pcap").status, 2);
-  Run h = run("bench --help");
+  Outcome h = run("bench --help");
   EXPECT_EQ(h.status, 0);
   EXPECT_NE(h.out.find("--policies"), std::string::npos);
 }
