@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Builds what `pvnet xen-lab` boots, without installing Xen on the host (apt-get download + dpkg -x only):
+#   CACHE/guest/        the plain pvnet test guest (tools/guest/build-guest.sh, called by pvnet before this script):
+#                       its vmlinuz is the dom0 AND domU kernel, its initrd.img (busybox, iperf3) the first layer
+#                       of both initramfs
+#   CACHE/xen           the Xen 4.17 hypervisor (multiboot ELF, from xen-hypervisor-4.17-amd64)
+#   CACHE/dom0-xen.cpio.gz   second dom0 layer: xl, xenstored, xenconsoled, xen-init-dom0, libxl-save-helper,
+#                       xenstore-*, their libraries, the xen-* modules of the guest kernel, tcpdump, /init
+#   CACHE/domU-xen.cpio.gz   second domU layer: xen-netfront.ko, /init
+#   CACHE/stamp         what the cached part was built from
+# Then, every run: WORKDIR/dom0.img and WORKDIR/domU.img (the layers + a third one with the scenario script, the
+# pvnet binary given and the libraries ldd finds for it). The kernel unpacks concatenated cpio archives in order,
+# later files replacing earlier ones (the guest's /init is replaced by ours).
+# usage: build-xen-lab.sh CACHE WORKDIR SCENARIO PVNET_BINARY
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+cache=$(cd "${1:?usage: build-xen-lab.sh CACHE WORKDIR SCENARIO PVNET}" && pwd)
+workdir=${2:?workdir}
+scenario=${3:?scenario}
+pvnet_bin=${4:?pvnet binary}
+mkdir -p "$workdir"
+workdir=$(cd "$workdir" && pwd)
+die() { echo "pvnet xen-lab build: $*" >&2; exit 1; }
+[ -f "$here/scenarios/$scenario.sh" ] || die "no scenario '$scenario' (tools/xen-lab/scenarios/)"
+[ -f "$cache/guest/vmlinuz" ] && [ -f "$cache/guest/initrd.img" ] || die "$cache/guest is not built"
+busybox_bin=$(command -v busybox) || die "busybox is missing (tools/setup.sh)"
+pack() { (cd "$1" && find . | "$busybox_bin" cpio -o -H newc 2>/dev/null | gzip -1 >"$2"); }
+
+xen_packages="xen-hypervisor-4.17-amd64 xen-utils-4.17 xen-utils-common xenstore-utils libxenmisc4.17 libxencall1
+  libxenevtchn1 libxenforeignmemory1 libxengnttab1 libxenstore4 libxentoollog1 libxendevicemodel1 libxenhypfs1
+  libyajl2"
+dom0_modules="xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs xen-netback"
+domU_modules="xen-netfront"
+xen_bins="xl xenstored xenconsoled xen-init-dom0 libxl-save-helper xenconsole"
+kpkg=$(head -n1 "$cache/guest/stamp")
+kver=${kpkg#linux-image-}
+tcpdump_bin=$(command -v tcpdump || true)
+
+inputs=$(printf '%s\n' "$kpkg" $xen_packages \
+  "$(sha256sum "$0" "$here"/dom0-init.sh "$here"/domU-init.sh "$here"/lib.sh "$cache/guest/initrd.img" | cut -d' ' -f1)" \
+  "$tcpdump_bin")
+if ! { [ -f "$cache/stamp" ] && [ "$(cat "$cache/stamp")" = "$inputs" ] && [ -f "$cache/xen" ] &&
+       [ -f "$cache/dom0-xen.cpio.gz" ] && [ -f "$cache/domU-xen.cpio.gz" ]; }; then
+  dl=$cache/dl
+  mkdir -p "$dl"
+  chmod 777 "$dl"  # apt's _apt user writes the download
+  get() {
+    (cd "$dl" && timeout 300 apt-get download -q "$@" 2>&1 | grep -v '^W: Download is performed unsandboxed' || true)
+  }
+  missing() { for p in "$@"; do ls "$dl/${p}"_*.deb >/dev/null 2>&1 || echo "$p"; done; }
+  # shellcheck disable=SC2086
+  want=$(missing $xen_packages "$kpkg")
+  if [ -n "$want" ]; then
+    echo "pvnet xen-lab build: apt-get download" $want
+    # shellcheck disable=SC2086
+    get $want
+    want=$(missing $want)
+    if [ -n "$want" ]; then timeout 300 apt-get update -qq || true; get $want; want=$(missing $want); fi
+    [ -z "$want" ] || die "apt-get download failed for: $want"
+  fi
+  tree=$cache/tree
+  rm -rf "$tree" && mkdir -p "$tree"
+  for p in $xen_packages; do dpkg -x "$(ls "$dl/${p}"_*.deb | head -n1)" "$tree"; done
+  zcat "$tree/boot/xen-4.17-amd64.gz" >"$cache/xen.tmp"
+  kx=$cache/kernel.x
+  rm -rf "$kx" && mkdir -p "$kx"
+  dpkg --fsys-tarfile "$(ls "$dl/${kpkg}"_*.deb | head -n1)" | tar -x -C "$kx" --wildcards '*/xen*.ko'
+  modfile() { find "$kx" -name "$1.ko" | head -n1; }
+
+  # dom0 layer
+  root=$cache/dom0.root
+  rm -rf "$root" && mkdir -p "$root"/{lib/modules,usr/sbin,usr/bin,lab,etc/xen,var/lib/xen}
+  for m in $dom0_modules; do f=$(modfile "$m"); [ -n "$f" ] || die "$m.ko not in $kpkg"; cp "$f" "$root/lib/modules/"; done
+  libdir=usr/lib/x86_64-linux-gnu
+  mkdir -p "$root/$libdir" "$root/usr/lib/xen-4.17/bin"
+  cp -a "$tree/$libdir/"*.so* "$root/$libdir/"
+  bins=()
+  for b in $xen_bins; do
+    cp "$tree/usr/lib/xen-4.17/bin/$b" "$root/usr/lib/xen-4.17/bin/"
+    bins+=("$tree/usr/lib/xen-4.17/bin/$b")
+  done
+  for b in "$tree"/usr/bin/xenstore-*; do
+    [ -L "$b" ] && continue
+    cp "$b" "$root/usr/bin/"
+    bins+=("$b")
+  done
+  if [ -n "$tcpdump_bin" ]; then cp "$tcpdump_bin" "$root/usr/sbin/tcpdump"; bins+=("$tcpdump_bin"); fi
+  # The host's copies of what the Xen binaries need beyond the extracted libraries (libc, ncurses, zlib ...).
+  for lib in $(LD_LIBRARY_PATH=$tree/$libdir ldd "${bins[@]}" 2>/dev/null | grep -o '/[^ ]*' | grep -v ':$' | sort -u); do
+    case "$lib" in "$tree"/*) continue;; esac
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+  done
+  : >"$root/etc/xen/xl.conf"  # the defaults; xl complains when the file is missing
+  cp "$here/dom0-init.sh" "$root/init"
+  cp "$here/lib.sh" "$root/lab/lib.sh"
+  chmod 755 "$root/init"
+  pack "$root" "$cache/dom0-xen.cpio.gz.tmp"
+  rm -rf "$root"
+
+  # domU layer
+  root=$cache/domU.root
+  rm -rf "$root" && mkdir -p "$root"/{lib/modules,lab}
+  for m in $domU_modules; do f=$(modfile "$m"); [ -n "$f" ] || die "$m.ko not in $kpkg"; cp "$f" "$root/lib/modules/"; done
+  cp "$here/domU-init.sh" "$root/init"
+  cp "$here/lib.sh" "$root/lab/lib.sh"
+  chmod 755 "$root/init"
+  pack "$root" "$cache/domU-xen.cpio.gz.tmp"
+  rm -rf "$root" "$kx"
+  mv "$cache/xen.tmp" "$cache/xen"
+  mv "$cache/dom0-xen.cpio.gz.tmp" "$cache/dom0-xen.cpio.gz"
+  mv "$cache/domU-xen.cpio.gz.tmp" "$cache/domU-xen.cpio.gz"
+  echo "$inputs" >"$cache/stamp"
+  echo "pvnet xen-lab build: built the Xen layers in $cache ($kpkg, Xen $(ls "$dl"/xen-hypervisor-4.17-amd64_*.deb | sed 's/.*amd64_\(.*\)_amd64.deb/\1/'))"
+fi
+
+# Per run: the scenario and pvnet (stripped: the debug info is most of its size) with its libraries.
+root=$workdir/run.root
+rm -rf "$root" && mkdir -p "$root/lab"
+cp "$here/scenarios/$scenario.sh" "$root/lab/scenario.sh"
+echo "$scenario" >"$root/lab/scenario-name"
+strip -o "$root/lab/pvnet" "$pvnet_bin" 2>/dev/null || cp "$pvnet_bin" "$root/lab/pvnet"
+for lib in $(ldd "$pvnet_bin" | grep -o '/[^ ]*' | sort -u); do
+  mkdir -p "$root$(dirname "$lib")"
+  cp -L "$lib" "$root$lib"
+done
+[ -d "$here/data" ] && cp -r "$here/data" "$root/lab/data"
+pack "$root" "$workdir/run.cpio.gz"
+# libxenguest gunzips a PV ramdisk itself and keeps only the first gzip member: the domU gets the layers as one
+# uncompressed stream of concatenated archives, which the kernel reads the same way.
+zcat "$cache/guest/initrd.img" "$cache/domU-xen.cpio.gz" "$workdir/run.cpio.gz" >"$workdir/domU.img"
+# dom0 carries the domU's kernel and initramfs for `xl create`.
+rm -rf "$root" && mkdir -p "$root/lab"
+cp "$cache/guest/vmlinuz" "$root/lab/vmlinuz"
+cp "$workdir/domU.img" "$root/lab/domU.img"
+pack "$root" "$workdir/domU-files.cpio.gz"
+cat "$cache/guest/initrd.img" "$cache/dom0-xen.cpio.gz" "$workdir/run.cpio.gz" "$workdir/domU-files.cpio.gz" \
+  >"$workdir/dom0.img"
+rm -rf "$root" "$workdir/domU-files.cpio.gz"
+echo "pvnet xen-lab build: $workdir/dom0.img ($(du -h "$workdir/dom0.img" | cut -f1)), domU.img ($(du -h "$workdir/domU.img" | cut -f1))"
