@@ -9,6 +9,7 @@
 #include <set>
 #include <sstream>
 
+#include "tests/common/test_traces.hpp"
 #include "backend/pcap_io.hpp"
 #include "tools/compare.hpp"
 #include "tools/report_charts.hpp"
@@ -18,10 +19,7 @@ namespace fs = std::filesystem;
 namespace pvnet::tools {
 namespace {
 
-fs::path source_dir() {
-  const char* s = std::getenv("PVNET_SOURCE_DIR");
-  return s ? fs::path(s) : fs::path(__FILE__).parent_path().parent_path().parent_path();
-}
+using pvnet::test_data::source_dir;
 
 fs::path scratch_dir() {
   static fs::path dir = [] {

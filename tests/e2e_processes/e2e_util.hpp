@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/common/test_traces.hpp"
 #include "tools/child_process.hpp"
 
 namespace pvnet::e2e {
@@ -18,28 +19,10 @@ namespace pvnet::e2e {
 namespace fs = std::filesystem;
 using Ms = std::chrono::milliseconds;
 
-inline fs::path source_dir() {
-  const char* s = std::getenv("PVNET_SOURCE_DIR");
-  return s ? fs::path(s) : fs::path(PVNET_TEST_SOURCE_DIR);
-}
+using pvnet::test_data::all_traces;
+using pvnet::test_data::source_dir;
 
-// Every trace we have: the project's traces/ and the shared ones next to the work tree.
-inline std::vector<fs::path> all_traces() {
-  std::vector<fs::path> traces;
-  for (auto dir : {source_dir() / "traces", source_dir() / ".." / "shared" / "traces"}) {
-    if (!fs::exists(dir)) continue;
-    for (auto& e : fs::directory_iterator(dir))
-      if (e.path().extension() == ".pcap" || e.path().extension() == ".pcapng") traces.push_back(e.path());
-  }
-  std::sort(traces.begin(), traces.end());
-  return traces;
-}
-
-inline fs::path scratch(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("pvnet-e2e-processes-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return dir / name;
-}
+inline fs::path scratch(const std::string& name) { return pvnet::test_data::scratch("e2e-processes", name); }
 
 struct PvnetRun {
   int status = -1;     // exit status (128 + signal if killed)

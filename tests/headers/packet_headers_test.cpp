@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/common/test_traces.hpp"
 #include "backend/pcap_io.hpp"
 #include "shared-ring/packet_headers.hpp"
 
@@ -16,21 +17,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path source_dir() {
-  if (const char* d = std::getenv("PVNET_SOURCE_DIR")) return d;
-  return fs::path(__FILE__).parent_path().parent_path().parent_path();
-}
-
-std::vector<fs::path> trace_files() {
-  std::vector<fs::path> files;
-  for (const fs::path& dir : {source_dir() / "traces", source_dir() / ".." / "shared" / "traces"}) {
-    if (!fs::is_directory(dir)) continue;
-    for (const auto& e : fs::directory_iterator(dir)) {
-      if (e.path().extension() == ".pcap" || e.path().extension() == ".pcapng") files.push_back(e.path());
-    }
-  }
-  return files;
-}
+using pvnet::test_data::source_dir;
+std::vector<fs::path> trace_files() { return pvnet::test_data::all_traces(); }
 
 std::span<const std::byte> as_span(const std::vector<uint8_t>& v) { return std::as_bytes(std::span(v)); }
 uint16_t be16(std::span<const std::byte> f, size_t off) {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/common/test_traces.hpp"
 #include "backend/pcap_io.hpp"
 
 namespace pvnet {
@@ -18,19 +19,13 @@ namespace {
 
 namespace fs = std::filesystem;
 
-fs::path source_dir() {
-  if (const char* d = std::getenv("PVNET_SOURCE_DIR")) return d;
-  return fs::path(__FILE__).parent_path().parent_path().parent_path();
-}
+using pvnet::test_data::source_dir;
 
+// The .pcap traces (pcapng ones are written by the tests themselves).
 std::vector<fs::path> trace_files() {
   std::vector<fs::path> files;
-  for (const fs::path& dir : {source_dir() / "traces", source_dir() / ".." / "shared" / "traces"}) {
-    if (!fs::is_directory(dir)) continue;
-    for (const auto& e : fs::directory_iterator(dir)) {
-      if (e.path().extension() == ".pcap") files.push_back(e.path());
-    }
-  }
+  for (auto& p : pvnet::test_data::all_traces())
+    if (p.extension() == ".pcap") files.push_back(p);
   return files;
 }
 

@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "backend/pcap_io.hpp"
+#include "tests/common/test_traces.hpp"
 #include "tools/replay.hpp"
 #include "tools/trace_compare.hpp"
 
@@ -17,27 +18,15 @@ namespace fs = std::filesystem;
 namespace pvnet::tools {
 namespace {
 
-fs::path source_dir() {
-  const char* s = std::getenv("PVNET_SOURCE_DIR");
-  return s ? fs::path(s) : fs::path(PVNET_TEST_SOURCE_DIR);
-}
+using pvnet::test_data::source_dir;
 
 std::vector<std::string> all_traces() {
   std::vector<std::string> traces;
-  for (auto dir : {source_dir() / "traces", source_dir() / ".." / "shared" / "traces"}) {
-    if (!fs::exists(dir)) continue;
-    for (auto& e : fs::directory_iterator(dir))
-      if (e.path().extension() == ".pcap" || e.path().extension() == ".pcapng") traces.push_back(e.path().string());
-  }
-  std::sort(traces.begin(), traces.end());
+  for (auto& p : pvnet::test_data::all_traces()) traces.push_back(p.string());
   return traces;
 }
 
-fs::path scratch(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("pvnet-policies-test-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return dir / name;
-}
+fs::path scratch(const std::string& name) { return pvnet::test_data::scratch("policies-test", name); }
 
 uint64_t u(const nlohmann::json& j, const char* k) { return j.at(k).get<uint64_t>(); }
 

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "backend/pcap_io.hpp"
+#include "tests/common/test_traces.hpp"
 #include "tools/replay.hpp"
 #include "tools/trace_compare.hpp"
 
@@ -16,27 +17,9 @@ namespace fs = std::filesystem;
 namespace pvnet::tools {
 namespace {
 
-fs::path source_dir() {
-  const char* s = std::getenv("PVNET_SOURCE_DIR");
-  return s ? fs::path(s) : fs::path(PVNET_TEST_SOURCE_DIR);
-}
-
-std::vector<fs::path> all_traces() {
-  std::vector<fs::path> traces;
-  for (auto dir : {source_dir() / "traces", source_dir() / ".." / "shared" / "traces"}) {
-    if (!fs::exists(dir)) continue;
-    for (auto& e : fs::directory_iterator(dir))
-      if (e.path().extension() == ".pcap" || e.path().extension() == ".pcapng") traces.push_back(e.path());
-  }
-  std::sort(traces.begin(), traces.end());
-  return traces;
-}
-
-fs::path scratch(const std::string& name) {
-  fs::path dir = fs::temp_directory_path() / ("pvnet-replay-test-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return dir / name;
-}
+using pvnet::test_data::all_traces;
+using pvnet::test_data::source_dir;
+fs::path scratch(const std::string& name) { return pvnet::test_data::scratch("replay-test", name); }
 
 uint64_t u(const nlohmann::json& j, const char* k) { return j.at(k).get<uint64_t>(); }
 
@@ -118,12 +101,7 @@ std::vector<std::string> trace_names() {
 
 INSTANTIATE_TEST_SUITE_P(Traces, EveryTrace, ::testing::ValuesIn(trace_names()),
                          [](const ::testing::TestParamInfo<std::string>& param_info) {
-                           fs::path path(param_info.param);
-                           bool shared = path.string().find("/shared/traces/") != std::string::npos;
-                           std::string n = std::string(shared ? "shared_" : "bundled_") + path.stem().string();
-                           for (auto& ch : n)
-                             if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           return n;
+                           return pvnet::test_data::trace_test_name(param_info.param);
                          });
 
 TEST(Replay, TracesArePresent) { EXPECT_GE(all_traces().size(), 3u); }
