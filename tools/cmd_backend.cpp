@@ -63,6 +63,9 @@ struct DaemonOptions {
   std::map<uint16_t, uint16_t> forward;     // source domain -> destination domain
   std::optional<std::set<uint16_t>> frontends;  // absent: every domain
   uint32_t mtu = 9000;
+  // Per-guest limits (docs/security.md): what one guest can make dom0 hold or do.
+  BackendOptions limits;  // max_kept_pages_per_domain, max_inflight_per_vif
+  VifOptions vif_limits;  // rx_queue_max_bytes, rx_stall_timeout_ms, credit
   std::string json;
   // The TAP sink (dom0 -> host): domain tap_for's TX goes to TAP tap_name in namespace tap_netns, and back.
   std::string tap_netns;
@@ -148,7 +151,7 @@ Result<void> BackendDaemon::setup() {
     if (auto r = configure_netns_link(opt_.tap_netns, opt_.tap_name, opt_.tap_addrs, 1500); !r) return r.error();
   }
 
-  BackendOptions bo;
+  BackendOptions bo = opt_.limits;
   bo.payload_policy = opt_.policy;
   auto be = Backend::create(*dom0_, bo);
   if (!be) return be.error();
@@ -219,7 +222,7 @@ void BackendDaemon::rescan_domains() {
   }
   for (uint16_t dom : present) {
     if (vifs_.count(dom)) continue;
-    VifOptions vo;
+    VifOptions vo = opt_.vif_limits;
     vo.mtu = opt_.mtu;
     char mac[32];
     std::snprintf(mac, sizeof mac, "00:16:3e:00:%02x:%02x", dom >> 8, dom & 0xff);
@@ -384,6 +387,18 @@ int cmd_backend(int argc, char** argv) {
       ("forward", po::value(&forward)->composing(), "A:B: frames of domain A's vif go to domain B's vif")
       ("frontends", po::value(&frontends), "comma-separated domains to give a vif (default: every domain)")
       ("mtu", po::value(&o.mtu)->default_value(9000), "vif MTU")
+      ("max-kept-pages", po::value(&o.limits.max_kept_pages_per_domain)->default_value(64),
+       "limit: header-slot pages kept mapped per guest domain")
+      ("max-inflight", po::value(&o.limits.max_inflight_per_vif)->default_value(256),
+       "limit: TX packets of one vif held in dom0 unanswered (back-pressure beyond)")
+      ("rx-queue-bytes", po::value(&o.vif_limits.rx_queue_max_bytes)->default_value(4u << 20),
+       "limit: bytes queued for one guest's RX (XSA-392)")
+      ("rx-stall-ms", po::value(&o.vif_limits.rx_stall_timeout_ms)->default_value(2000),
+       "a guest posting no RX buffers this long has its queue dropped (0: never)")
+      ("credit-bytes", po::value(&o.vif_limits.credit.bytes_per_sec)->default_value(0),
+       "credit scheduler: TX bytes per second per vif (0: unlimited)")
+      ("credit-packets", po::value(&o.vif_limits.credit.ops_per_sec)->default_value(0),
+       "credit scheduler: TX packets per second per vif (0: unlimited)")
       ("json,j", po::value(&o.json), "write the counters here on exit")
       ("tap-netns", po::value(&o.tap_netns), "TAP sink: make the TAP in this network namespace (ip netns add)")
       ("tap-for", po::value(&o.tap_for), "TAP sink: the domain whose vif is bridged to the TAP")
