@@ -47,8 +47,9 @@ class RxExtentsTest : public ::testing::Test {
     g.platform = hv->create_domain(dom, 1024 * kPageSize, 2048).value();
     g.pool = std::make_unique<MemoryPagePool>(g.platform->memory(), Pfn{0}, kPoolPages);
     g.vif = be->add_vif(dom, 0).value();
-    if (!backend_offers)
+    if (!backend_offers) {
       ASSERT_TRUE(dom0->store().write(be->paths(g.vif).backend + "/" + netif::key::feature_rx_extents, "0"));
+    }
     NetfrontConfig c;
     c.rx_buffers = 32;
     c.rx_extents = extents;
@@ -57,7 +58,7 @@ class RxExtentsTest : public ::testing::Test {
     g.nf = std::make_unique<Netfront>(*g.platform, *g.pool, be->paths(g.vif).frontend, c);
     g.nf->on_rx_buffers([&g](ReceivedBuffers&& f) { g.frames.push_back(std::move(f)); });
     g.nf->on_rx([&g](ReceivedFrame&& f) { g.plain.push_back(std::move(f)); });
-    g.nf->on_rx_buffer_unused([&g](uint64_t c) { g.unused.push_back(c); });
+    g.nf->on_rx_buffer_unused([&g](uint64_t cookie) { g.unused.push_back(cookie); });
     ASSERT_TRUE(pump([&] { return g.nf->connected() && be->connected(g.vif); }));
   }
   template <class F>
