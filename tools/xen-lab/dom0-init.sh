@@ -48,7 +48,7 @@ vif = [ $2 ]
 on_poweroff = "destroy"
 on_crash = "preserve"
 CFG
-  if ! xl create /tmp/$1.cfg >/tmp/$1.create.log 2>&1; then
+  if ! xl create $XL_CREATE_FLAGS /tmp/$1.cfg >/tmp/$1.create.log 2>&1; then
     cat /tmp/$1.create.log
     fail "xl create $1"
     return 1

@@ -1,23 +1,51 @@
-# Scenario netfront-to-pvnet-backend (stage 0: the lab itself): Linux xen-netfront in domU d1 against a backend
-# served from dom0's xenstore by hand; passes when netfront reaches Connected and wrote its rings.
+# Scenario netfront-to-pvnet-backend: Linux's xen-netfront in domU d1 against `pvnet backend --hypervisor xen` in
+# dom0 (pvnet writes the vif's xenstore directories, as the toolstack would; policy copy, pcap sink).
+# Checks: netfront reaches Connected against pvnet; the domU sends 5 MiB of UDP (its sha256 printed) and the
+# backend's capture holds at least that many bytes; the backend's JSON counters (printed) count the frames.
+# Not yet checked here: ping both ways and a TCP transfer with sha256 at both ends (the backend's pcap sink does
+# not answer; dom0 has no TAP path into its own stack in this lab yet: docs/xen.md, "The Xen lab").
+MB=5
 dom0_main() {
-  start_domU d1 "" || return
-  vif_nodes "$DOMID" 0 00:16:3e:00:01:01
-  # The one feature netfront insists on (xennet_connect): receive by grant copy.
-  xenstore-write "$be/feature-rx-copy" 1
-  xenstore-write "$be/state" 2  # InitWait: netfront writes its rings and connects as soon as it probes
-  say "vif nodes written at $(uptime_s) s: frontend state $(xenstore-read "$fe/state"), backend $(xenstore-read "$be/state")"
-  if wait_until 60 xs_is "$fe/state" 4; then pass "netfront Connected at $(uptime_s) s"
-  else fail "netfront state $(xenstore-read "$fe/state") not Connected (4)"; fi
-  for k in tx-ring-ref rx-ring-ref event-channel request-rx-copy; do
-    v=$(xenstore-read "$fe/$k" 2>/dev/null) && pass "frontend wrote $k=$v" || fail "frontend has no $k"
-  done
-  domU_line d1 "eth0 present" 20 >/dev/null && pass "domU has eth0" || fail "domU has no eth0"
+  /lab/pvnet backend --hypervisor xen --policy copy --sink pcap --out /tmp/vif.pcap --json /tmp/backend.json \
+    >/tmp/backend.out 2>&1 &
+  be_pid=$!
+  if wait_until 30 grep -q "^ready" /tmp/backend.out; then pass "pvnet backend: $(grep '^ready' /tmp/backend.out)"
+  else fail "pvnet backend not ready: $(tail -n 3 /tmp/backend.out)"; return; fi
+  # Paused until the backend has written the vif: then the directories can be checked before netfront probes.
+  XL_CREATE_FLAGS=-p start_domU d1 "" || return
+  fe=/local/domain/$DOMID/device/vif/0
+  be=/local/domain/0/backend/vif/$DOMID/0
+  wait_until 30 xs_is "$be/state" 2 || fail "backend did not reach InitWait: $(tail -n 3 /tmp/backend.out)"
+  # netfront reads the backend directory once, at probe ("unable to read other end ... missing or inaccessible"
+  # when it cannot): libxl gives it n0 r<frontend>.
+  if xenstore-ls -p "$be" | head -n 1 | grep -q "r$DOMID"; then pass "backend directory readable by the frontend"
+  else
+    fail "pvnet backend left $be unreadable for domain $DOMID ($(xenstore-ls -p "$be" | head -n 1)); lab applies libxl's n0 r$DOMID to go on"
+    xenstore-chmod -r "$be" n0 r"$DOMID"
+  fi
+  xl unpause d1
+  if wait_until 90 xs_is "$fe/state" 4; then pass "netfront Connected to pvnet backend at $(uptime_s) s"
+  else fail "netfront state $(xenstore-read "$fe/state" 2>&1) not Connected (4); backend: $(tail -n 3 /tmp/backend.out)"; fi
+  if line=$(domU_line d1 "XENLAB sent" 120); then pass "domU ${line#*XENLAB }"; else fail "domU did not send"; fi
+  sleep 2
+  kill -TERM $be_pid; wait $be_pid
+  while IFS= read -r l; do say "backend: $l"; done </tmp/backend.out
+  say "backend json: $(tr -d '\n' </tmp/backend.json)"
+  size=$(wc -c </tmp/vif.pcap)
+  [ "$size" -ge $((MB * 1048576)) ] && pass "backend captured $size bytes" || fail "backend captured only $size bytes"
+  grep -q '"tx_packets": *[1-9]' /tmp/backend.json && pass "counters count tx packets" ||
+    fail "no tx_packets in the backend's counters"
 }
 domU_main() {
   # insmod returns only once its devices connect (xenbus waits up to 300 s for a vif): do not block on it.
   insmod /lib/modules/xen-netfront.ko &
-  wait_until 60 test -e /sys/class/net/eth0 && say "eth0 present"
-  sleep 2
-  dmesg | grep -iE 'vif|netfront|eth0' | tail -n 8
+  wait_until 90 test -e /sys/class/net/eth0 || { say "no eth0"; return; }
+  ip link set eth0 up
+  ip addr add 198.18.0.1/24 dev eth0
+  # Nobody answers ARP behind a pcap sink: a static neighbour makes the datagrams go out at once.
+  ip neigh add 198.18.0.254 lladdr 00:16:3e:00:00:fe dev eth0
+  wait_until 30 grep -q up /sys/class/net/eth0/operstate
+  dd if=/dev/urandom of=/tmp/blob bs=1024 count=$((MB * 1024)) 2>/dev/null
+  nc -u -w 1 198.18.0.254 9 </tmp/blob
+  say "sent $MB MiB over UDP, sha256 $(sha_of /tmp/blob)"
 }
