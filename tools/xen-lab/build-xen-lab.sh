@@ -30,7 +30,7 @@ xen_packages="xen-hypervisor-4.17-amd64 xen-utils-4.17 xen-utils-common xenstore
   libxenevtchn1 libxenforeignmemory1 libxengnttab1 libxenstore4 libxentoollog1 libxendevicemodel1 libxenhypfs1
   libyajl2"
 dom0_modules="xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs xen-netback"
-domU_modules="xen-netfront"
+domU_modules="xen-netfront xen-evtchn xen-gntdev xen-gntalloc xenfs"
 xen_bins="xl xenstored xenconsoled xen-init-dom0 libxl-save-helper xenconsole"
 kpkg=$(head -n1 "$cache/guest/stamp")
 kver=${kpkg#linux-image-}
@@ -124,7 +124,8 @@ for lib in $(ldd "$pvnet_bin" | grep -o '/[^ ]*' | sort -u); do
   mkdir -p "$root$(dirname "$lib")"
   cp -L "$lib" "$root$lib"
 done
-[ -d "$here/data" ] && cp -r "$here/data" "$root/lab/data"
+# A trace for `pvnet frontend --tx` (scenarios with pvnet's frontend in a domU).
+cp "$here/../../traces/udp-dns-ping.pcap" "$root/lab/trace.pcap"
 pack "$root" "$workdir/run.cpio.gz"
 # libxenguest gunzips a PV ramdisk itself and keeps only the first gzip member: the domU gets the layers as one
 # uncompressed stream of concatenated archives, which the kernel reads the same way.
