@@ -135,7 +135,7 @@ int run_lab(LabOptions o) {
   // lazy FPU switching wrong), dom0 console on hvc0 relayed to com1.
   std::vector<std::string> args = {
       "timeout", "--kill-after=5", std::to_string(o.timeout_s), *qemu, "-accel", "tcg", "-cpu", "max,-smap,-smep",
-      "-m", "2G", "-smp", "2", "-nodefaults", "-display", "none", "-no-reboot", "-serial", "file:" + serial,
+      "-m", "2G", "-smp", "1", "-nodefaults", "-display", "none", "-no-reboot", "-serial", "file:" + serial,
       "-kernel", o.cache + "/xen",
       "-append", "console=com1 com1=115200 dom0_mem=768M,max:768M spec-ctrl=eager-fpu loglvl=warning",
       "-initrd", o.cache + "/guest/vmlinuz console=hvc0 earlyprintk=xen quiet," + o.workdir + "/dom0.img"};

@@ -22,8 +22,10 @@ SH
   wait_until 20 grep -q "listening on" /tmp/tcpdump.log || say "tcpdump: $(cat /tmp/tcpdump.log)"
   if line=$(domU_line d1 "XENLAB frontend (done|FAIL)" 90); then say "${line#*XENLAB }"; else fail "frontend did not finish"; fi
   sleep 2
+  say "netback $vif: rx_packets $(cat /sys/class/net/$vif/statistics/rx_packets) rx_dropped $(cat /sys/class/net/$vif/statistics/rx_dropped) operstate $(cat /sys/class/net/$vif/operstate)"
   kill -INT $td; wait $td
-  got=$(tcpdump -n -r /tmp/cap.pcap 2>/dev/null | wc -l)
+  say "tcpdump: $(tr '\n' ' ' </tmp/tcpdump.log)"
+  got=$(tcpdump -Z root -n -r /tmp/cap.pcap 2>/dev/null | wc -l)
   sent=$(domU_line d1 "XENLAB frontend sent" 1 | sed 's/.*sent \([0-9]*\).*/\1/')
   [ -n "$sent" ] && [ "$got" -ge "$sent" ] && [ "$got" -gt 0 ] && pass "dom0 captured $got frames on $vif (frontend sent $sent)" ||
     fail "dom0 captured $got frames on $vif, frontend sent ${sent:-?}"
@@ -31,7 +33,7 @@ SH
 domU_main() {
   for m in xen-evtchn xen-gntdev xen-gntalloc xenfs; do insmod /lib/modules/$m.ko; done
   mount -t xenfs xenfs /proc/xen
-  sleep 8  # dom0's tcpdump on vif<D>.0 is slow to start under TCG: it must see the first frame
+  sleep 15  # dom0's tcpdump on vif<D>.0 is slow to start under TCG: it must see the first frame
   /lab/pvnet frontend --hypervisor xen --no-header-slots --mem-mb 4 --tx /lab/trace.pcap --json /tmp/fe.json \
     >/tmp/fe.out 2>&1
   st=$?
@@ -39,5 +41,5 @@ domU_main() {
   n=$(grep -o '"tx_packets": *[0-9]*' /tmp/fe.json 2>/dev/null | head -n1 | grep -o '[0-9]*$')
   say "frontend sent ${n:-0} frames"
   [ $st = 0 ] && say "frontend done" || say "frontend FAIL exit $st"
-  sleep 5  # dom0 checks the vif while this domain still exists
+  sleep 15  # dom0 checks the vif while this domain still exists
 }
