@@ -29,6 +29,7 @@
 #include "grant-sim/sim_server.hpp"
 #include "grant-sim/xen_platform.hpp"
 #include "tools/command.hpp"
+#include "tools/options.hpp"
 #include "tools/guest_env.hpp"
 #include "tools/traffic_window.hpp"
 
@@ -406,17 +407,7 @@ int cmd_backend(int argc, char** argv) {
       ("tap-addr", po::value(&o.tap_addrs)->composing(),
        "TAP sink: an address for the namespace's side (198.18.0.0/15, fd00::/8); default 198.18.0.254/24, fd00::fe/64");
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    if (vm.count("help")) {
-      std::cout << desc << "\n";
-      return 0;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "pvnet backend: " << e.what() << "\n(see pvnet backend --help)\n";
-    return 2;
-  }
+  if (auto status = parse_options(argc, argv, desc, vm, "backend")) return *status;
   if (hypervisor != "sim" && hypervisor != "xen") {
     std::cerr << "pvnet backend: --hypervisor must be sim or xen\n";
     return 2;

@@ -26,6 +26,7 @@
 #include "grant-sim/xen_platform.hpp"
 #include "grant-sim/xen_store.hpp"
 #include "tools/command.hpp"
+#include "tools/options.hpp"
 #include "tools/trace_sender.hpp"
 #include "tools/vhost_frontend.hpp"
 
@@ -455,17 +456,7 @@ int cmd_frontend(int argc, char** argv) {
       ("vhost-user-once", po::bool_switch(), "--vhost-user: exit when QEMU disconnects")
       ("capture", po::value<std::string>(), "--vhost-user: write every frame the guest sends and receives here");
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    if (vm.count("help")) {
-      std::cout << desc << "\n";
-      return 0;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "pvnet frontend: " << e.what() << "\n(see pvnet frontend --help)\n";
-    return 2;
-  }
+  if (auto status = parse_options(argc, argv, desc, vm, "frontend")) return *status;
   if (hypervisor != "sim" && hypervisor != "xen") {
     std::cerr << "pvnet frontend: --hypervisor must be sim or xen\n";
     return 2;

@@ -26,6 +26,7 @@
 
 #include "tools/child_process.hpp"
 #include "tools/command.hpp"
+#include "tools/options.hpp"
 #include "tools/guest_env.hpp"
 
 namespace po = boost::program_options;
@@ -356,17 +357,7 @@ int cmd_guest_run(int argc, char** argv) {
   desc.add_options()("help,h", "this help");
   add_run_options(desc, o);
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    if (vm.count("help")) {
-      std::cout << desc << "\n";
-      return 0;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "pvnet guest run: " << e.what() << "\n";
-    return 2;
-  }
+  if (auto status = parse_options(argc, argv, desc, vm, "guest run")) return *status;
   GuestRun g(std::move(o));
   return g.run();
 }
@@ -376,17 +367,7 @@ int cmd_guest_build(int argc, char** argv) {
   po::options_description desc("usage: pvnet guest build [--cache DIR]\n\noptions");
   desc.add_options()("help,h", "this help")("cache", po::value(&cache), "default $PVNET_GUEST_CACHE or BUILD/guest-cache");
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    if (vm.count("help")) {
-      std::cout << desc << "\n";
-      return 0;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "pvnet guest build: " << e.what() << "\n";
-    return 2;
-  }
+  if (auto status = parse_options(argc, argv, desc, vm, "guest build")) return *status;
   if (cache.empty()) cache = guest_cache_dir();
   if (auto r = build_guest(cache, true); !r) {
     std::cerr << "pvnet guest build: " << r.error().reason << "\n";
@@ -403,17 +384,7 @@ int cmd_guest_demo(int argc, char** argv) {
   desc.add_options()("help,h", "this help")("timeout", po::value(&timeout_s)->default_value(180), "seconds")
       ("policy", po::value(&policy)->default_value("slots"), "the backend's payload policy");
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    if (vm.count("help")) {
-      std::cout << desc << "\n";
-      return 0;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "pvnet guest demo: " << e.what() << "\n";
-    return 2;
-  }
+  if (auto status = parse_options(argc, argv, desc, vm, "guest demo")) return *status;
   if (auto r = build_guest(guest_cache_dir(), true); !r) {
     std::cerr << "pvnet guest demo: " << r.error().reason << "\n";
     return 1;

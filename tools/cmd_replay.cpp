@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "tools/command.hpp"
+#include "tools/options.hpp"
 #include "tools/compare.hpp"
 #include "tools/multiprocess_replay.hpp"
 #include "tools/replay.hpp"
@@ -95,17 +96,7 @@ int cmd_replay(int argc, char** argv) {
       ("report", po::value(&report_dir), "with --compare: write report.json, report.csv and PNG charts in this DIR")
       ("runs", po::value<uint32_t>()->default_value(3), "with --compare: replays per policy (median reported)");
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    if (vm.count("help")) {
-      std::cout << desc << "\n";
-      return 0;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "pvnet replay: " << e.what() << "\n(see pvnet replay --help)\n";
-    return 2;
-  }
+  if (auto status = parse_options(argc, argv, desc, vm, "replay")) return *status;
   o.header_slots = !vm["no-header-slots"].as<bool>();
   auto p = parse_payload_policy(policy);
   if (!p) {
