@@ -28,8 +28,9 @@ alias_u16* flags_word(GrantEntryV1* e) { return reinterpret_cast<alias_u16*>(&e-
 // instructions at most; sched_yield keeps two processes on two cores from livelocking.
 class EntryLock {
  public:
-  explicit EntryLock(ActiveEntry* a) : a_(a) {
-    for (unsigned spins = 0; __atomic_exchange_n(&a_->lock, 1u, __ATOMIC_ACQUIRE) != 0;) {
+  // tag: who holds it (1, or a SimServer client's id), so the hypervisor can tell a lock a dead client left held.
+  EntryLock(ActiveEntry* a, uint32_t tag) : a_(a) {
+    for (unsigned spins = 0; __atomic_exchange_n(&a_->lock, tag, __ATOMIC_ACQUIRE) != 0;) {
       if (++spins % 64 == 0) ::sched_yield();
       else __builtin_ia32_pause();
     }
@@ -74,7 +75,7 @@ GntSt pin_grant(const SimDomain& dom, DomId grantee, GrantRef ref, bool readonly
   if (ref.value >= dom.nr_grant_entries()) return GntSt::bad_gntref;
   GrantEntryV1* e = dom.shared_entry(ref.value);
   ActiveEntry* a = dom.active_entry(ref.value);
-  EntryLock lock(a);
+  EntryLock lock(a, dom.lock_tag());
   const bool pinned = a->pin_read + a->pin_write > 0;
   if (pinned && a->domid != grantee.value) return GntSt::permission_denied;
   if ((readonly ? a->pin_read : a->pin_write) >= kMaxPins) return GntSt::general_error;
@@ -95,6 +96,7 @@ GntSt pin_grant(const SimDomain& dom, DomId grantee, GrantRef ref, bool readonly
   }
   if (readonly) ++a->pin_read;
   else ++a->pin_write;
+  if (uint32_t* l = dom.pin_ledger()) __atomic_add_fetch(&l[2 * ref.value + (readonly ? 0 : 1)], 1u, __ATOMIC_RELAXED);
   dom.locate(a->frame, loc);
   return GntSt::okay;
 }
@@ -103,10 +105,11 @@ void unpin_grant(const SimDomain& dom, GrantRef ref, bool readonly) {
   if (ref.value >= dom.nr_grant_entries()) return;
   GrantEntryV1* e = dom.shared_entry(ref.value);
   ActiveEntry* a = dom.active_entry(ref.value);
-  EntryLock lock(a);
+  EntryLock lock(a, dom.lock_tag());
   uint32_t& pin = readonly ? a->pin_read : a->pin_write;
   if (pin == 0) return;  // not ours to drop: a bug upstream must not corrupt another pinner's state
   --pin;
+  if (uint32_t* l = dom.pin_ledger()) __atomic_sub_fetch(&l[2 * ref.value + (readonly ? 0 : 1)], 1u, __ATOMIC_RELAXED);
   uint16_t clear = 0;
   if (a->pin_write == 0) clear |= GTF_writing;
   if (a->pin_read + a->pin_write == 0) clear |= GTF_reading;

@@ -71,6 +71,17 @@ class SimDomain final : public SimDomainView {
   uint64_t nr_pages() const { return nr_pages_; }
   bool frame_of(const std::byte* p, uint64_t* frame) const;
 
+  // The pin ledger of the process that plays the grantee through this view (a SimClient's, in memory the
+  // hypervisor process also maps): per entry {read pins, write pins} this process holds, updated by pin_grant
+  // and unpin_grant under the entry's lock, which then carries `tag` so a holder that died inside is known.
+  // The hypervisor process releases a dead client's pins from it (SimServer). nullptr: not recorded.
+  void set_pin_ledger(uint32_t* counts, uint32_t tag) {
+    ledger_ = counts;
+    ledger_tag_ = tag;
+  }
+  uint32_t* pin_ledger() const { return ledger_; }
+  uint32_t lock_tag() const { return ledger_ ? ledger_tag_ : 1u; }
+
  private:
   struct Region {
     std::byte* direct = nullptr;
@@ -88,6 +99,8 @@ class SimDomain final : public SimDomainView {
   size_t gt_bytes_ = 0;
   ActiveEntry* act_ = nullptr;
   size_t act_bytes_ = 0;
+  uint32_t* ledger_ = nullptr;
+  uint32_t ledger_tag_ = 1;
 };
 
 // Pin (dom, ref) for `grantee`: GNTTABOP_map_grant_ref's and GNTTABOP_copy's check-and-mark step
