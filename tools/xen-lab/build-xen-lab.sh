@@ -35,10 +35,24 @@ xen_bins="xl xenstored xenconsoled xen-init-dom0 libxl-save-helper xenconsole"
 kpkg=$(head -n1 "$cache/guest/stamp")
 kver=${kpkg#linux-image-}
 tcpdump_bin=$(command -v tcpdump || true)
+# The host's iproute2 `ip` in both images (busybox's ip has no netns, tuntap or veth): at /usr/sbin/ip with its
+# libraries, and /bin/ip (busybox's applet link) replaced by a link to it.
+ip_bin=$(readlink -f "$(command -v ip)") || die "iproute2 ip is missing (tools/setup.sh)"
+"$ip_bin" -V 2>/dev/null | grep -q iproute2 || die "$ip_bin is not iproute2's ip"
+# host_bin ROOT BINARY DEST: copies a host binary and the host libraries ldd finds for it into ROOT.
+host_bin() {
+  mkdir -p "$1$(dirname "$3")"
+  cp -L "$2" "$1$3"
+  for lib in $(ldd "$2" | grep -o '/[^ ]*' | sort -u); do
+    [ -e "$1$lib" ] && continue
+    mkdir -p "$1$(dirname "$lib")"
+    cp -L "$lib" "$1$lib"
+  done
+}
 
 inputs=$(printf '%s\n' "$kpkg" $xen_packages \
   "$(sha256sum "$0" "$here"/dom0-init.sh "$here"/domU-init.sh "$here"/lib.sh "$cache/guest/initrd.img" | cut -d' ' -f1)" \
-  "$tcpdump_bin")
+  "$tcpdump_bin" "$(sha256sum "$ip_bin" | cut -d' ' -f1)")
 if ! { [ -f "$cache/stamp" ] && [ "$(cat "$cache/stamp")" = "$inputs" ] && [ -f "$cache/xen" ] &&
        [ -f "$cache/dom0-xen.cpio.gz" ] && [ -f "$cache/domU-xen.cpio.gz" ]; }; then
   dl=$cache/dl
@@ -91,6 +105,8 @@ if ! { [ -f "$cache/stamp" ] && [ "$(cat "$cache/stamp")" = "$inputs" ] && [ -f 
     mkdir -p "$root$(dirname "$lib")"
     cp -L "$lib" "$root$lib"
   done
+  host_bin "$root" "$ip_bin" /usr/sbin/ip
+  mkdir -p "$root/bin" && ln -sf /usr/sbin/ip "$root/bin/ip"
   : >"$root/etc/xen/xl.conf"  # the defaults; xl complains when the file is missing
   cp "$here/dom0-init.sh" "$root/init"
   cp "$here/lib.sh" "$root/lab/lib.sh"
@@ -102,6 +118,8 @@ if ! { [ -f "$cache/stamp" ] && [ "$(cat "$cache/stamp")" = "$inputs" ] && [ -f 
   root=$cache/domU.root
   rm -rf "$root" && mkdir -p "$root"/{lib/modules,lab}
   for m in $domU_modules; do f=$(modfile "$m"); [ -n "$f" ] || die "$m.ko not in $kpkg"; cp "$f" "$root/lib/modules/"; done
+  host_bin "$root" "$ip_bin" /usr/sbin/ip
+  mkdir -p "$root/bin" && ln -sf /usr/sbin/ip "$root/bin/ip"
   cp "$here/domU-init.sh" "$root/init"
   cp "$here/lib.sh" "$root/lab/lib.sh"
   chmod 755 "$root/init"
