@@ -14,22 +14,11 @@ namespace pvnet {
 
 namespace {
 
-// struct virtio_net_hdr (virtio 1.x 5.1.6; linux/virtio_net.h cannot be included from C++: a member is named
-// `class`). Little-endian fields: a TAP with the default vnet-hdr byte order on x86.
-struct virtio_net_hdr {
-  uint8_t flags;
-  uint8_t gso_type;
-  uint16_t hdr_len;
-  uint16_t gso_size;
-  uint16_t csum_start;
-  uint16_t csum_offset;
-};
-static_assert(sizeof(virtio_net_hdr) == 10);
 constexpr uint8_t VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
 constexpr uint8_t VIRTIO_NET_HDR_GSO_TCPV4 = 1;
 constexpr uint8_t VIRTIO_NET_HDR_GSO_TCPV6 = 4;
 
-constexpr size_t kVnetHdr = sizeof(virtio_net_hdr);
+constexpr size_t kVnetHdr = sizeof(VirtioNetHdr);
 constexpr size_t kMaxTapFrame = 65536;  // a GSO super-frame towards the host; the TAP gives us at most its MTU
 
 // setns into the namespace for the TUNSETIFF only, then back: the fd stays bound to the device's namespace.
@@ -52,7 +41,7 @@ Result<UniqueFd> open_tap_here(const std::string& ifname) {
 
 }  // namespace
 
-Result<std::unique_ptr<TapSink>> TapSink::open(const std::string& netns_path, const std::string& ifname) {
+Result<UniqueFd> open_vnet_tap(const std::string& netns_path, const std::string& ifname) {
   if (ifname.empty() || ifname.size() >= IFNAMSIZ) return make_error(EINVAL, "bad TAP name '" + ifname + "'");
   Result<UniqueFd> fd = make_error(EINVAL, "unset");
   if (netns_path.empty()) {
@@ -68,6 +57,29 @@ Result<std::unique_ptr<TapSink>> TapSink::open(const std::string& netns_path, co
     if (::setns(self.get(), CLONE_NEWNET) < 0)
       return make_error(errno, std::string("setns back: ") + std::strerror(errno));
   }
+  return fd;
+}
+
+std::optional<VirtioNetHdr> vnet_hdr_for(const HeaderInfo& h, bool csum_blank, uint8_t netif_gso_type,
+                                         uint16_t gso_size) {
+  VirtioNetHdr vh{};
+  const bool gso = netif_gso_type != netif::gso_type::none;
+  if ((csum_blank || gso) && (h.is_tcp() || h.is_udp())) {
+    vh.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    vh.csum_start = static_cast<uint16_t>(h.l4_off);
+    vh.csum_offset = h.is_tcp() ? 16 : 6;
+  }
+  if (gso) {
+    if (!h.is_tcp()) return std::nullopt;
+    vh.gso_type = netif_gso_type == netif::gso_type::tcpv6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4;
+    vh.gso_size = gso_size;
+    vh.hdr_len = static_cast<uint16_t>(h.l4_off + h.l4_len);
+  }
+  return vh;
+}
+
+Result<std::unique_ptr<TapSink>> TapSink::open(const std::string& netns_path, const std::string& ifname) {
+  auto fd = open_vnet_tap(netns_path, ifname);
   if (!fd) return fd.error();
   return std::make_unique<TapSink>(std::move(fd).value(), ifname);
 }
@@ -75,24 +87,10 @@ Result<std::unique_ptr<TapSink>> TapSink::open(const std::string& netns_path, co
 SinkResult TapSink::consume(TxPacket& pkt, PayloadPolicy& payload, BackendCounters& src) {
   if (auto ok = payload.expose(pkt); !ok) return SinkResult::drop(netif::rsp::error, "payload_unavailable");
   frame_.assign(kVnetHdr + pkt.len, std::byte{0});
-  virtio_net_hdr vh{};
-  const HeaderInfo& h = pkt.hdr;
-  // A partial checksum (the guest left the pseudo-header sum in the L4 checksum field) is CHECKSUM_PARTIAL in
-  // both protocols; GSO always needs it.
-  if ((pkt.tx_flags & netif::txf::csum_blank) || pkt.gso.present()) {
-    if (h.is_tcp() || h.is_udp()) {
-      vh.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-      vh.csum_start = static_cast<uint16_t>(h.l4_off);
-      vh.csum_offset = h.is_tcp() ? 16 : 6;
-    }
-  }
-  if (pkt.gso.present()) {
-    if (!h.is_tcp()) return SinkResult::drop(netif::rsp::error, "tap_gso_not_tcp");
-    vh.gso_type = pkt.gso.type == netif::gso_type::tcpv6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4;
-    vh.gso_size = pkt.gso.size;
-    vh.hdr_len = static_cast<uint16_t>(h.l4_off + h.l4_len);
-  }
-  std::memcpy(frame_.data(), &vh, kVnetHdr);
+  const auto vh = vnet_hdr_for(pkt.hdr, (pkt.tx_flags & netif::txf::csum_blank) != 0,
+                               pkt.gso.present() ? pkt.gso.type : netif::gso_type::none, pkt.gso.size);
+  if (!vh) return SinkResult::drop(netif::rsp::error, "tap_gso_not_tcp");
+  std::memcpy(frame_.data(), &*vh, kVnetHdr);
   std::memcpy(frame_.data() + kVnetHdr, pkt.header.data(), pkt.header.size());
   size_t at = kVnetHdr + pkt.header.size();
   for (const auto& f : pkt.frags) {

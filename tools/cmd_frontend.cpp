@@ -1,7 +1,8 @@
 // pvnet frontend: a guest as its own process. Creates its domain on a `pvnet backend`'s hypervisor socket, waits
 // for the toolstack to write its device directory, runs netfront, and then either transmits a trace (--tx, through
 // the same TraceSender as the in-process replay) or writes what it receives (--rx). Control lines on stdout:
-// "connected slots=on|off", "done"; on stdin (with --wait-go): "go", "close".
+// "connected slots=on|off", "done"; on stdin (with --wait-go): "go", "close". --tap: the vif becomes a network
+// interface of this namespace (tools/tap_frontend.hpp) until SIGTERM/SIGINT; says "tap NAME up".
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -27,6 +28,7 @@
 #include "grant-sim/xen_store.hpp"
 #include "tools/command.hpp"
 #include "tools/options.hpp"
+#include "tools/tap_frontend.hpp"
 #include "tools/trace_sender.hpp"
 #include "tools/vhost_frontend.hpp"
 
@@ -72,6 +74,7 @@ struct FrontendOptions {
   std::string json;
   bool xen = false;            // --hypervisor xen: a real domU (docs/xen.md)
   uint16_t backend_domid = 0;  // --hypervisor xen: who the gntalloc pool is shared with
+  TapFrontendOptions tap;      // --tap: ifname set
 };
 
 // Lines from stdin, read only when poll says so (the netfront keeps being polled while we wait for "go").
@@ -114,6 +117,7 @@ class FrontendDaemon {
   Result<void> connect_netfront();
   Result<void> transmit();
   Result<void> receive();
+  Result<void> run_tap();
   Result<void> wait_line(const std::string& want, bool eof_is_ok);
   // Polls the netfront once; when idle, sleeps on its fds (and stdin/signals) for up to wait_ms.
   size_t step(int wait_ms, bool watch_stdin = false);
@@ -140,6 +144,7 @@ class FrontendDaemon {
   // Lives until netfront is closed: its completion handler runs for every frame still in flight, and it holds
   // the frames' pages, which stay granted until then.
   std::optional<TraceSender> sender_;
+  std::unique_ptr<TapFrontend> tap_;  // --tap; its handlers point into it: reset before the netfront goes
   bool used_header_slots_ = false;
   uint32_t grants_free_before_ = 0;  // before the netfront existed: what it must give back
 };
@@ -214,11 +219,12 @@ size_t FrontendDaemon::step(int wait_ms, bool watch_stdin) {
   size_t work = front_->poll() ? 1 : 0;
   check_backend();
   if (work || wait_ms <= 0) return work;
-  pollfd p[4] = {{front_->event_fd(), POLLIN, 0},
+  pollfd p[5] = {{front_->event_fd(), POLLIN, 0},
                  {front_->store_fd(), POLLIN, 0},
                  {sfd_.get(), POLLIN, 0},
-                 {watch_stdin && !stdin_.eof() ? stdin_.fd() : -1, POLLIN, 0}};
-  if (::poll(p, 4, wait_ms) > 0) {
+                 {watch_stdin && !stdin_.eof() ? stdin_.fd() : -1, POLLIN, 0},
+                 {tap_ && tap_->wants_read() ? tap_->fd() : -1, POLLIN, 0}};
+  if (::poll(p, 5, wait_ms) > 0) {
     if (p[2].revents) {
       signalfd_siginfo si;
       while (::read(sfd_.get(), &si, sizeof si) == sizeof si) stop_requested_ = true;
@@ -312,6 +318,23 @@ Result<void> FrontendDaemon::receive() {
   return {};
 }
 
+// Event-driven: sleeps on netfront's event channel, the store, the TAP (while its queue has room) and signals.
+Result<void> FrontendDaemon::run_tap() {
+  auto t = TapFrontend::open(*front_, *pool_, opt_.tap);
+  if (!t) return make_error(t.error().code, "--tap " + opt_.tap.ifname + ": " + t.error().reason);
+  tap_ = std::move(t).value();
+  say("tap " + opt_.tap.ifname + " up");
+  while (!stop_requested_) {
+    const size_t work = tap_->pump();
+    step(work ? 0 : 200);
+    if (!backend_gone_.empty()) return make_error(ENOTCONN, backend_gone_);
+    if (front_->state() != NetfrontState::kConnected)
+      return make_error(ENOTCONN, std::string("the vif left Connected (") + to_string(front_->state()) + ")");
+  }
+  before_close_ = front_->counters();
+  return {};
+}
+
 void FrontendDaemon::close_netfront() {
   if (!front_) return;
   if (!before_close_) before_close_ = front_->counters();
@@ -324,7 +347,7 @@ void FrontendDaemon::write_json() {
   if (opt_.json.empty()) return;
   nlohmann::json j;
   j["domid"] = opt_.domid;
-  j["role"] = !opt_.tx.empty() ? "tx" : opt_.receive ? "rx" : "idle";
+  j["role"] = !opt_.tx.empty() ? "tx" : opt_.receive ? "rx" : !opt_.tap.ifname.empty() ? "tap" : "idle";
   j["header_slots"] = used_header_slots_;
   j["slot_size"] = opt_.slot_size;
   if (front_) {
@@ -353,6 +376,14 @@ void FrontendDaemon::write_json() {
   if (opt_.receive) {
     j["packets_out"] = packets_out_;
     j["bytes_out"] = bytes_out_;
+  }
+  if (tap_) {
+    const TapFrontendCounters& t = tap_->counters();
+    j["tap"] = {{"ifname", opt_.tap.ifname},       {"from_tap_frames", t.from_tap_frames},
+                {"from_tap_bytes", t.from_tap_bytes}, {"tx_queued", t.tx_queued},
+                {"tx_completed", t.tx_completed},     {"tx_completed_ok", t.tx_completed_ok},
+                {"to_tap_frames", t.to_tap_frames},   {"to_tap_bytes", t.to_tap_bytes},
+                {"pending_max", t.pending_max},       {"dropped", t.dropped}};
   }
   if (!backend_gone_.empty()) j["backend_gone"] = backend_gone_;
   std::ofstream f(opt_.json);
@@ -403,11 +434,14 @@ int FrontendDaemon::run() {
       r = transmit();
     else if (opt_.receive)
       r = receive();
+    else if (!opt_.tap.ifname.empty())
+      r = run_tap();
     else
       r = wait_line("close", true);
   }
   close_netfront();
   write_json();
+  tap_.reset();
   if (front_) front_->on_tx_complete([](const TxDone&) {});
   sender_.reset();
   if (!r) {
@@ -423,7 +457,7 @@ int cmd_frontend(int argc, char** argv) {
   po::options_description desc(
       "usage: pvnet frontend [--hypervisor sim|xen] --socket PATH --domid N [--mem-mb 64] [--tx TRACE [--repeat K] [--wait-go]]\n"
       "                      [--rx OUT.pcap | --receive] [--no-header-slots] [--slot-size 128] [--mtu 9000]\n"
-      "                      [--json FILE]\n"
+      "                      [--tap NAME [--tap-addr 198.18.0.1/24] [--tap-mtu 1500]] [--json FILE]\n"
       "       pvnet frontend --vhost-user SOCKET [--vhost-user-client] --socket PATH --domid N [--capture F.pcap]\n\n"
       "A guest as a process: creates domain N on a `pvnet backend`'s socket, waits for its vif, connects netfront\n"
       "and says \"connected slots=on|off\". --tx: sends the trace (after a \"go\" line on stdin with --wait-go),\n"
@@ -448,6 +482,10 @@ int cmd_frontend(int argc, char** argv) {
       ("mtu", po::value(&o.mtu)->default_value(9000), "--tx: longer TCP frames are sent as GSO")
       ("data-offset", po::value(&o.data_offset)->default_value(0), "--tx: offset of each frame in its first page")
       ("progress", po::bool_switch(&o.progress), "--tx: show the progress line")
+      ("tap", po::value(&o.tap.ifname), "be network interface NAME (a TAP in this namespace) until SIGTERM/SIGINT: "
+                                        "what the kernel sends goes out through netfront, what arrives goes in")
+      ("tap-addr", po::value(&o.tap.addr), "--tap: IPv4 address/prefix of the interface")
+      ("tap-mtu", po::value(&o.tap.mtu)->default_value(1500), "--tap: the interface's MTU")
       ("json,j", po::value(&o.json), "write the counters here on exit")
       ("vhost-user", po::value<std::string>(), "be the virtio-net device of a QEMU guest on this vhost-user socket "
                                                "(we listen; QEMU -chardev socket,path=SOCKET): the guest's RAM "
@@ -500,8 +538,8 @@ int cmd_frontend(int argc, char** argv) {
     return run_vhost_frontend(v);
   }
   if (!o.rx.empty()) o.receive = true;
-  if (!o.tx.empty() && o.receive) {
-    std::cerr << "pvnet frontend: --tx and --rx/--receive are separate guests: give one\n";
+  if (int(!o.tx.empty()) + int(o.receive) + int(!o.tap.ifname.empty()) > 1) {
+    std::cerr << "pvnet frontend: --tx, --rx/--receive and --tap are separate guests: give one\n";
     return 2;
   }
   if (o.repeat == 0 || o.mem_mb == 0) {

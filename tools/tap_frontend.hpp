@@ -1,0 +1,81 @@
+// `pvnet frontend --tap`: the guest's netfront as a network interface of the process's own network namespace.
+// Frames the kernel sends into the TAP go out through netfront TX (placed in the guest's pages, as a stack's
+// skb would be); frames netfront receives are written to the TAP. So ping, TCP and everything else of the
+// namespace's stack run over the vif (docs/xen.md, "running pvnet on a real Xen host"; the same on the simulator).
+//
+// The TAP is opened like the backend's TAP sink (open_vnet_tap: virtio_net_hdr, no offloads towards us), so the
+// kernel hands us MTU-sized frames with complete checksums, and a received frame's partial checksum or GSO goes
+// to the kernel as a virtio_net_hdr (vnet_hdr_for), as Linux netfront hands such an skb to its stack.
+//
+// Bounded: at most max_pending frames wait for ring room or pages; while that queue is full the TAP is not read
+// and the kernel's own TAP queue (txqueuelen) holds or drops. Every frame this class drops is counted by reason.
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "frontend/netfront.hpp"
+#include "frontend/page_pool.hpp"
+#include "grant-sim/unique_fd.hpp"
+#include "shared-ring/result.hpp"
+
+namespace pvnet::tools {
+
+struct TapFrontendOptions {
+  std::string ifname;     // created if missing (needs CAP_NET_ADMIN)
+  std::string addr;       // IPv4 CIDR given to the TAP (e.g. 198.18.0.1/24); empty: leave it unconfigured
+  uint32_t mtu = 1500;
+  uint32_t max_pending = 256;  // frames read from the TAP and not yet on the ring
+};
+
+struct TapFrontendCounters {
+  uint64_t from_tap_frames = 0;  // read from the TAP
+  uint64_t from_tap_bytes = 0;
+  uint64_t tx_queued = 0;  // handed to netfront
+  uint64_t tx_completed = 0;
+  uint64_t tx_completed_ok = 0;
+  uint64_t to_tap_frames = 0;  // received from netfront and written to the TAP
+  uint64_t to_tap_bytes = 0;
+  uint64_t pending_max = 0;                   // high-water mark of the pending queue
+  std::map<std::string, uint64_t> dropped;    // by reason
+};
+
+class TapFrontend {
+ public:
+  // Opens the TAP, configures it (address, MTU, up) and installs netfront's TX-completion and RX handlers.
+  static Result<std::unique_ptr<TapFrontend>> open(Netfront& front, GuestPagePool& pool,
+                                                    const TapFrontendOptions& options);
+  TapFrontend(Netfront& front, GuestPagePool& pool, UniqueFd fd, TapFrontendOptions options);
+  ~TapFrontend();  // netfront's handlers are reset: they point here
+  TapFrontend(const TapFrontend&) = delete;
+  TapFrontend& operator=(const TapFrontend&) = delete;
+
+  int fd() const { return fd_.get(); }
+  // Poll the fd for POLLIN only while this is true (the pending queue has room).
+  bool wants_read() const { return pending_.size() < opt_.max_pending; }
+  // Moves pending frames onto the ring, then reads the TAP while there is room. Returns frames moved or read.
+  size_t pump();
+  uint64_t in_flight() const { return in_flight_.size(); }
+  const TapFrontendCounters& counters() const { return c_; }
+
+ private:
+  void on_rx(ReceivedFrame&& f);
+  // Places and transmits the front pending frame. False: no room now (ring, ids, grants or pages).
+  bool transmit_front();
+
+  Netfront& front_;
+  GuestPagePool& pool_;
+  UniqueFd fd_;
+  TapFrontendOptions opt_;
+  std::deque<std::vector<std::byte>> pending_;
+  std::unordered_map<uint64_t, PlacedFrame> in_flight_;  // cookie -> pages, granted until the TxDone
+  uint64_t next_cookie_ = 0;
+  std::vector<std::byte> buf_;  // one read from the TAP
+  TapFrontendCounters c_;
+};
+
+}  // namespace pvnet::tools
