@@ -29,8 +29,8 @@ pack() { (cd "$1" && find . | "$busybox_bin" cpio -o -H newc 2>/dev/null | gzip 
 xen_packages="xen-hypervisor-4.17-amd64 xen-utils-4.17 xen-utils-common xenstore-utils libxenmisc4.17 libxencall1
   libxenevtchn1 libxenforeignmemory1 libxengnttab1 libxenstore4 libxentoollog1 libxendevicemodel1 libxenhypfs1
   libyajl2"
-dom0_modules="xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs xen-netback"
-domU_modules="xen-netfront xen-evtchn xen-gntdev xen-gntalloc xenfs"
+dom0_modules="xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs xen-netback tun"
+domU_modules="xen-netfront xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs tun"
 xen_bins="xl xenstored xenconsoled xen-init-dom0 libxl-save-helper xenconsole"
 kpkg=$(head -n1 "$cache/guest/stamp")
 kver=${kpkg#linux-image-}
@@ -78,7 +78,7 @@ if ! { [ -f "$cache/stamp" ] && [ "$(cat "$cache/stamp")" = "$inputs" ] && [ -f 
   zcat "$tree/boot/xen-4.17-amd64.gz" >"$cache/xen.tmp"
   kx=$cache/kernel.x
   rm -rf "$kx" && mkdir -p "$kx"
-  dpkg --fsys-tarfile "$(ls "$dl/${kpkg}"_*.deb | head -n1)" | tar -x -C "$kx" --wildcards '*/xen*.ko'
+  dpkg --fsys-tarfile "$(ls "$dl/${kpkg}"_*.deb | head -n1)" | tar -x -C "$kx" --wildcards '*/xen*.ko' '*/tun.ko'
   modfile() { find "$kx" -name "$1.ko" | head -n1; }
 
   # dom0 layer
