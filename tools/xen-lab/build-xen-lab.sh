@@ -120,6 +120,10 @@ if ! { [ -f "$cache/stamp" ] && [ "$(cat "$cache/stamp")" = "$inputs" ] && [ -f 
   for m in $domU_modules; do f=$(modfile "$m"); [ -n "$f" ] || die "$m.ko not in $kpkg"; cp "$f" "$root/lib/modules/"; done
   host_bin "$root" "$ip_bin" /usr/sbin/ip
   mkdir -p "$root/bin" && ln -sf /usr/sbin/ip "$root/bin/ip"
+  # xenstore-read/write/rm: a domU scenario and dom0 take turns through the domU's data/ directory.
+  mkdir -p "$root/usr/bin" "$root/$libdir"
+  for b in xenstore-read xenstore-write xenstore-rm; do cp "$tree/usr/bin/$b" "$root/usr/bin/"; done
+  cp -a "$tree/$libdir/"libxenstore.so* "$tree/$libdir/"libxentoolcore.so* "$root/$libdir/"
   cp "$here/domU-init.sh" "$root/init"
   cp "$here/lib.sh" "$root/lab/lib.sh"
   chmod 755 "$root/init"
