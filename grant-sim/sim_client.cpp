@@ -1,6 +1,7 @@
 #include "grant-sim/sim_client.hpp"
 
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -8,8 +9,10 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <utility>
 
 #include "grant-sim/sim_domain.hpp"
+#include "grant-sim/sim_grant_table.hpp"
 #include "grant-sim/sim_platform.hpp"
 #include "grant-sim/sim_wire.hpp"
 
@@ -187,22 +190,58 @@ class ClientDirectory final : public DomainDirectory {
     if (dom == self_->dom()) return self_;
     std::lock_guard lk(mu_);
     auto it = cache_.find(dom.value);
-    if (it != cache_.end()) return it->second;
+    if (it != cache_.end()) return it->second.view;
     auto r = conn_->call(request(WireOp::get_domain).u16(dom.value));
     if (!r) return nullptr;
     auto shm = wire_get_shm(*r);
     if (!shm || shm->dom != dom) return nullptr;
+    const bool has_ledger = r->u8() != 0;
+    uint32_t tag = 0;
+    UniqueFd ledger_fd;
+    if (has_ledger) {
+      tag = r->u32();
+      ledger_fd = r->fd();
+    }
+    if (r->failed()) return nullptr;
     auto v = SimDomainView::open(std::move(shm).value());
     if (!v) return nullptr;
-    cache_.emplace(dom.value, *v);
+    Entry e;
+    e.view = *v;
+    if (has_ledger) {
+      // Every pin this process takes on the domain's grants is recorded where the hypervisor process can see
+      // it, so it can release them if we die. Without the ledger we would pin unrecorded: refuse instead.
+      auto d = std::static_pointer_cast<sim::SimDomain>(*v);
+      e.ledger_bytes = size_t{2} * sizeof(uint32_t) * d->nr_grant_entries();
+      void* p = ::mmap(nullptr, e.ledger_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, ledger_fd.get(), 0);
+      if (p == MAP_FAILED) return nullptr;
+      e.ledger = static_cast<uint32_t*>(p);
+      d->set_pin_ledger(e.ledger, tag);
+    }
+    cache_.emplace(dom.value, std::move(e));
     return std::move(v).value();
   }
 
  private:
+  struct Entry {
+    std::shared_ptr<SimDomainView> view;
+    uint32_t* ledger = nullptr;
+    size_t ledger_bytes = 0;
+    Entry() = default;
+    Entry(Entry&& o) noexcept
+        : view(std::move(o.view)), ledger(std::exchange(o.ledger, nullptr)), ledger_bytes(o.ledger_bytes) {}
+    Entry(const Entry&) = delete;
+    ~Entry() {
+      // The view may outlive us (a mapping still holds it): it must not write to an unmapped ledger.
+      if (ledger) {
+        std::static_pointer_cast<sim::SimDomain>(view)->set_pin_ledger(nullptr, 1);
+        ::munmap(ledger, ledger_bytes);
+      }
+    }
+  };
   std::shared_ptr<Connection> conn_;
   std::shared_ptr<SimDomainView> self_;
   std::mutex mu_;
-  std::map<uint16_t, std::shared_ptr<SimDomainView>> cache_;
+  std::map<uint16_t, Entry> cache_;
 };
 
 }  // namespace

@@ -4,13 +4,18 @@
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
+#include <set>
+#include <utility>
 
 #include "grant-sim/sim_domain.hpp"
+#include "grant-sim/sim_grant_table.hpp"
 
 namespace pvnet {
 namespace {
@@ -44,6 +49,50 @@ WireWriter reply_err(const Error& e) {
 
 WireWriter reply_of(const Result<void>& r) { return r ? reply_ok() : reply_err(r.error()); }
 
+// A client's record of the pins it holds on one other domain's grants: {read, write} per entry, in a memfd the
+// client maps into its view of that domain (SimDomain::set_pin_ledger) and the server keeps mapped here.
+struct PinLedger {
+  std::shared_ptr<sim::SimDomain> dom;  // the hypervisor's own view: keeps the memory alive for the release
+  UniqueFd fd;
+  uint32_t* counts = nullptr;
+  size_t bytes = 0;
+  PinLedger() = default;
+  PinLedger(PinLedger&& o) noexcept
+      : dom(std::move(o.dom)), fd(std::move(o.fd)), counts(std::exchange(o.counts, nullptr)), bytes(o.bytes) {}
+  PinLedger(const PinLedger&) = delete;
+  ~PinLedger() {
+    if (counts) ::munmap(counts, bytes);
+  }
+};
+
+// The entry-lock tag of a client (never 1, the tag of an unrecorded pinner).
+uint32_t lock_tag_of(uint64_t id) { return 0x80000000u | static_cast<uint32_t>(id & 0x7fffffffu); }
+
+Result<PinLedger> make_ledger(std::shared_ptr<SimDomainView> view) {
+  PinLedger l;
+  l.dom = std::static_pointer_cast<sim::SimDomain>(std::move(view));
+  l.bytes = size_t{2} * sizeof(uint32_t) * l.dom->nr_grant_entries();
+  l.fd = UniqueFd(::memfd_create("pvnet-pin-ledger", MFD_CLOEXEC));
+  if (!l.fd) return errno_error("memfd_create");
+  if (l.bytes == 0 || ::ftruncate(l.fd.get(), static_cast<off_t>(l.bytes)) != 0) return errno_error("ftruncate");
+  void* p = ::mmap(nullptr, l.bytes, PROT_READ | PROT_WRITE, MAP_SHARED, l.fd.get(), 0);
+  if (p == MAP_FAILED) return errno_error("mmap pin ledger");
+  l.counts = static_cast<uint32_t*>(p);
+  return l;
+}
+
+// "/local/domain/<self>/backend/.../state", absolute (relative paths resolve under the home).
+std::optional<std::string> backend_state_node(DomId self, const std::string& path) {
+  const std::string home = "/local/domain/" + std::to_string(self.value);
+  std::string abs = path.empty() || path[0] != '/' ? home + "/" + path : path;
+  const std::string prefix = home + "/backend/";
+  const std::string suffix = "/state";
+  if (abs.size() <= prefix.size() + suffix.size() || abs.compare(0, prefix.size(), prefix) != 0 ||
+      abs.compare(abs.size() - suffix.size(), suffix.size(), suffix) != 0)
+    return std::nullopt;
+  return abs;
+}
+
 void put_binding(WireWriter& w, EvtchnBinding b) {
   w.u32(b.port.value).u32(b.slot).u32(b.gen).fd(std::move(b.eventfd));
 }
@@ -52,7 +101,10 @@ void put_binding(WireWriter& w, EvtchnBinding b) {
 
 struct SimServer::Conn {
   UniqueFd sock;
+  uint64_t id = 0;
   bool said_hello = false;
+  std::map<uint16_t, PinLedger> ledgers;
+  std::set<std::string> state_nodes;  // backend state nodes it wrote (closed if it dies)
   DomId dom;
   bool owns_domain = false;
   std::shared_ptr<StoreTree> tree;
@@ -145,6 +197,7 @@ void SimServer::accept_all() {
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, s.get(), &ev) != 0) continue;
     auto c = std::make_unique<Conn>();
     c->sock = std::move(s);
+    c->id = id;
     conns_.emplace(id, std::move(c));
     nr_clients_.store(conns_.size());
   }
@@ -158,9 +211,59 @@ void SimServer::drop(uint64_t id) {
   ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c->sock.get(), nullptr);
   bool destroy = c->said_hello && c->owns_domain;
   DomId dom = c->dom;
+  ClientGone gone;
+  gone.client = id;
+  gone.dom = dom;
+  gone.owned_domain = destroy;
+  // Its pins first: by the time a frontend sees its backend Closed, end_access on its grants succeeds.
+  const uint32_t tag = lock_tag_of(id);
+  for (auto& [d, l] : c->ledgers) {
+    for (uint32_t ref = 0; ref < l.dom->nr_grant_entries(); ++ref) {
+      sim::ActiveEntry* a = l.dom->active_entry(ref);
+      uint32_t held = tag;
+      // Died inside pin/unpin's critical section: nobody else will ever release this lock.
+      if (__atomic_compare_exchange_n(&a->lock, &held, 0u, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+        ++gone.locks_recovered;
+      for (int kind = 0; kind < 2; ++kind) {
+        uint32_t n = __atomic_exchange_n(&l.counts[2 * ref + kind], 0u, __ATOMIC_ACQ_REL);
+        gone.pins_released += n;
+        while (n--) sim::unpin_grant(*l.dom, GrantRef{ref}, /*readonly=*/kind == 0);
+      }
+    }
+  }
+  c->ledgers.clear();
+  pins_released_ += gone.pins_released;
+  std::set<std::string> states = std::move(c->state_nodes);
+  std::shared_ptr<StoreTree> tree = c->tree;
   c.reset();  // watches and ports go first, so the domain's removal is the last thing peers see
-  if (destroy) (void)hv_.destroy_domain(dom);
+  if (destroy) {
+    (void)hv_.destroy_domain(dom);
+  } else if (tree) {
+    // A driver domain's backend that died: its devices are Closed (what a frontend sees of a dead backend;
+    // the toolstack, here the backend when it comes back, rewrites them).
+    const std::string closed = std::to_string(static_cast<int>(XenbusState::Closed));
+    for (const auto& path : states) {
+      auto v = tree->read(kDom0, path);
+      if (v && *v != closed && tree->write(kDom0, path, closed)) ++gone.states_closed;
+    }
+  }
   nr_clients_.store(conns_.size());
+  if (on_gone_) on_gone_(gone);
+}
+
+uint64_t SimServer::pins_held_by(DomId grantee) {
+  uint64_t n = 0;
+  for (DomId d : hv_.domains()) {
+    auto v = hv_.domain_view(d);
+    if (!v) continue;
+    auto dom = std::static_pointer_cast<sim::SimDomain>(std::move(v).value());
+    for (uint32_t ref = 0; ref < dom->nr_grant_entries(); ++ref) {
+      const sim::ActiveEntry* a = dom->active_entry(ref);
+      const uint32_t pins = __atomic_load_n(&a->pin_read, __ATOMIC_ACQUIRE) + __atomic_load_n(&a->pin_write, __ATOMIC_ACQUIRE);
+      if (pins && __atomic_load_n(&a->domid, __ATOMIC_ACQUIRE) == grantee.value) n += pins;
+    }
+  }
+  return n;
 }
 
 void SimServer::serve(uint64_t id) {
@@ -281,7 +384,10 @@ WireWriter SimServer::dispatch(Conn& c, WireReader& r) {
       case WireOp::store_write: {
         std::string path = r.str(), value = r.str();
         if (malformed()) break;
-        return reply_of(tree.write(self, path, value));
+        auto res = tree.write(self, path, value);
+        if (res && !c.owns_domain)
+          if (auto node = backend_state_node(self, path)) c.state_nodes.insert(std::move(*node));
+        return reply_of(res);
       }
       case WireOp::store_remove: {
         std::string path = r.str();
@@ -361,8 +467,22 @@ WireWriter SimServer::dispatch(Conn& c, WireReader& r) {
         if (malformed()) break;
         auto v = hv_.domain_view(dom);
         if (!v) return reply_err(v.error());
+        // The client's pins on this domain are recorded in a ledger we keep, so they can be released if it dies.
+        // (Its own domain needs none: pins on one's own grants go with the domain.)
+        int ledger_fd = -1;
+        if (dom != self && (*v)->shm().regions.size() + 3 <= kWireMaxFds) {
+          auto it = c.ledgers.find(dom.value);
+          if (it == c.ledgers.end()) {
+            auto l = make_ledger(*v);
+            if (!l) return reply_err(l.error());
+            it = c.ledgers.emplace(dom.value, std::move(l).value()).first;
+          }
+          ledger_fd = it->second.fd.get();
+        }
         WireWriter w = reply_ok();
         wire_put_shm(w, (*v)->shm());
+        w.u8(ledger_fd >= 0 ? 1 : 0);
+        if (ledger_fd >= 0) w.u32(lock_tag_of(c.id)).fd(ledger_fd);
         // The view may go (domain destroyed) before the reply is sent: keep its fds open until then.
         held_view_ = std::move(v).value();
         return w;

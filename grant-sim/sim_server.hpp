@@ -5,14 +5,19 @@
 // eventfd and grant map/copy run in the client on the domains' memfds.
 //
 // When a connection closes (or its process dies) the server drops its watches and closes its event-channel
-// ports (peers' notify then fails with ENOTCONN); if the connection created or adopted its domain, the domain is
-// destroyed (store subtree /local/domain/<id> removed, @releaseDomain fired). A malformed request gets an error
+// ports (peers' notify then fails with ENOTCONN) and releases every pin the client held on other domains' grants
+// (recorded in a per-connection pin ledger the client's pin_grant/unpin_grant keep, so the guests can end access
+// again). If the connection created or adopted its domain, the domain is destroyed (store subtree
+// /local/domain/<id> removed, @releaseDomain fired); if it attached (a dom0 backend process), the domain stays and
+// the backend state nodes it wrote (/local/domain/<id>/backend/.../state) are switched to Closed, so frontends
+// see their backend gone and can wait for a new one (docs/protocol.md, "Backend restart"). A malformed request gets an error
 // reply and the connection stays up; a connection the server cannot reply to is dropped.
 //
 // Drive it either from its own thread (run_in_thread) or from the owner's event loop: poll fd() for POLLIN and
 // call handle(), which never blocks. Not both at once.
 #pragma once
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -36,6 +41,22 @@ class SimServer {
   Result<void> run_in_thread();
   void stop();  // joins the thread started by run_in_thread (no-op otherwise)
 
+  // What the server released for a client that went away (closed its socket or died): the pins it held on
+  // other domains' grants (maps, lazy-window faults, copies in progress), from its pin ledger, and the backend
+  // state nodes it had written, switched to Closed (a driver domain's device that died).
+  struct ClientGone {
+    uint64_t client = 0;
+    DomId dom;
+    bool owned_domain = false;     // its domain was destroyed with it
+    uint64_t pins_released = 0;    // read + write pins dropped on its behalf
+    uint32_t locks_recovered = 0;  // active-entry locks it died holding (its ledger may be off by one there)
+    uint32_t states_closed = 0;    // backend state nodes set to Closed (6)
+  };
+  void on_client_gone(std::function<void(const ClientGone&)> f) { on_gone_ = std::move(f); }
+  uint64_t pins_released() const { return pins_released_.load(); }
+  // Pins that domain `grantee` holds now on any domain's grants (every process's, from the active tables).
+  uint64_t pins_held_by(DomId grantee);
+
   size_t nr_clients() const { return nr_clients_.load(); }
   uint64_t bad_requests() const { return bad_requests_.load(); }
   const std::string& socket_path() const { return path_; }
@@ -58,6 +79,8 @@ class SimServer {
   uint64_t next_id_ = 1;
   std::atomic<size_t> nr_clients_{0};
   std::atomic<uint64_t> bad_requests_{0};
+  std::atomic<uint64_t> pins_released_{0};
+  std::function<void(const ClientGone&)> on_gone_;
   std::shared_ptr<SimDomainView> held_view_;  // keeps a get_domain reply's fds open until it is sent
   std::thread thread_;
 };
