@@ -123,7 +123,7 @@ if ! { [ -f "$cache/stamp" ] && [ "$(cat "$cache/stamp")" = "$inputs" ] && [ -f 
   # xenstore-read/write/rm: a domU scenario and dom0 take turns through the domU's data/ directory.
   mkdir -p "$root/usr/bin" "$root/$libdir"
   for b in xenstore-read xenstore-write xenstore-rm; do cp "$tree/usr/bin/$b" "$root/usr/bin/"; done
-  cp -a "$tree/$libdir/"libxenstore.so* "$tree/$libdir/"libxentoolcore.so* "$root/$libdir/"
+  cp -a "$tree/$libdir/"libxenstore.so* "$root/$libdir/"  # libxentoolcore comes with pvnet's libraries
   cp "$here/domU-init.sh" "$root/init"
   cp "$here/lib.sh" "$root/lab/lib.sh"
   chmod 755 "$root/init"
