@@ -25,6 +25,7 @@
 #include "backend/pcap_sink.hpp"
 #include "backend/tap_sink.hpp"
 #include "backend/vif_sink.hpp"
+#include "grant-sim/sim_client.hpp"
 #include "grant-sim/sim_hypervisor.hpp"
 #include "grant-sim/sim_server.hpp"
 #include "grant-sim/xen_platform.hpp"
@@ -58,6 +59,7 @@ class NoDestinationSink final : public Sink {
 struct DaemonOptions {
   bool xen = false;  // --hypervisor xen: dom0 of a real Xen host (docs/xen.md)
   std::string socket;
+  std::string attach;  // --hypervisor-socket: attach as dom0 to a `pvnet hypervisor` instead of serving one
   PayloadPolicyKind policy = PayloadPolicyKind::slots;
   std::string sink = "vif";
   std::string out;
@@ -115,6 +117,15 @@ Result<void> BackendDaemon::setup() {
     dom0_ = std::move(d0).value();
     auto ts = XenPlatform::open(xo);
     if (!ts) return make_error(ts.error().code, "--hypervisor xen: " + ts.error().reason);
+    toolstack_ = std::move(ts).value();
+  } else if (!opt_.attach.empty()) {
+    // dom0's backend as a driver-domain process of its own: if it dies, the hypervisor process releases what it
+    // held and closes its devices; started again, it finds the guests in the store and re-creates their vifs.
+    auto d0 = SimClient::connect(opt_.attach, kDom0, SimClientOptions::attach());
+    if (!d0) return make_error(d0.error().code, "--hypervisor-socket: " + d0.error().reason);
+    dom0_ = std::move(d0).value();
+    auto ts = SimClient::connect(opt_.attach, kDom0, SimClientOptions::attach());
+    if (!ts) return make_error(ts.error().code, "--hypervisor-socket: " + ts.error().reason);
     toolstack_ = std::move(ts).value();
   } else {
     auto hv = SimHypervisor::create();
@@ -298,7 +309,7 @@ int BackendDaemon::run() {
     std::cerr << "pvnet backend: " << r.error().reason << "\n";
     return 1;
   }
-  say("ready " + (opt_.xen ? std::string("xen") : opt_.socket));
+  say("ready " + (opt_.xen ? std::string("xen") : !opt_.attach.empty() ? opt_.attach : opt_.socket));
 
   bool stop = false;
   size_t work = 1;
@@ -373,7 +384,7 @@ int cmd_backend(int argc, char** argv) {
   std::string policy, frontends, hypervisor;
   std::vector<std::string> forward;
   po::options_description desc(
-      "usage: pvnet backend [--hypervisor sim|xen] --socket PATH [--policy P] [--sink vif|pcap|null] [--out FILE] [--forward A:B ...]\n"
+      "usage: pvnet backend [--hypervisor sim|xen] --socket PATH|--hypervisor-socket PATH [--policy P] [--sink vif|pcap|null] [--out FILE] [--forward A:B ...]\n"
       "                     [--frontends 1,2,...] [--mtu N] [--json FILE] [--tap-netns NS --tap-for DOMID]\n\n"
       "dom0 as a process: serves the simulated hypervisor on PATH, gives every guest domain that appears a vif\n"
       "(the toolstack's job) and runs netback. Says \"ready PATH\" on stdout once listening. SIGUSR1/SIGUSR2:\n"
@@ -382,6 +393,9 @@ int cmd_backend(int argc, char** argv) {
       ("hypervisor", po::value(&hypervisor)->default_value("sim"),
        "sim: serve the simulated hypervisor on --socket; xen: be dom0's netback on a real Xen host (docs/xen.md)")
       ("socket,s", po::value(&o.socket), "Unix socket to serve the hypervisor on (--hypervisor sim)")
+      ("hypervisor-socket", po::value(&o.attach),
+       "instead of --socket: attach as dom0 to the `pvnet hypervisor --socket PATH` serving on this path; the\n"
+       "backend may then die and be started again while the guests keep running (their frontends reconnect)")
       ("policy,p", po::value(&policy)->default_value("slots"), "payload policy: slots|copy|map|hdrcopy")
       ("sink", po::value(&o.sink)->default_value("vif"), "where TX frames go: vif (see --forward), pcap, null")
       ("out,o", po::value(&o.out), "--sink pcap: the capture dom0 writes every vif's frames to")
@@ -413,8 +427,8 @@ int cmd_backend(int argc, char** argv) {
     return 2;
   }
   o.xen = hypervisor == "xen";
-  if (!o.xen && o.socket.empty()) {
-    std::cerr << "pvnet backend: --socket is required (with --hypervisor sim)\n";
+  if (!o.xen && o.socket.empty() == o.attach.empty()) {
+    std::cerr << "pvnet backend: give one of --socket (serve the hypervisor) or --hypervisor-socket (attach to one)\n";
     return 2;
   }
   auto p = parse_payload_policy(policy);

@@ -13,6 +13,7 @@
 #include "grant-sim/sim_hypervisor.hpp"
 #include "grant-sim/sim_server.hpp"
 #include "tools/command.hpp"
+#include "tools/options.hpp"
 
 namespace po = boost::program_options;
 
@@ -22,27 +23,21 @@ int run_hypervisor(int argc, char** argv) {
   std::string socket;
   uint64_t dom0_mem = 1u << 20;
   uint32_t dom0_grants = 256;
-  po::options_description opts("pvnet hypervisor options");
+  po::options_description opts(
+      "usage: pvnet hypervisor --socket PATH [--dom0-mem BYTES] [--dom0-grants N]\n\n"
+      "Serves the simulated hypervisor to other pvnet processes until SIGINT or SIGTERM. A client that created\n"
+      "its domain takes it with it when it exits (store subtree, event channels). A client that attached (a dom0\n"
+      "backend: pvnet backend --hypervisor-socket PATH) leaves dom0 alive: the pins it held on guests' grants are\n"
+      "released and the backend state nodes it wrote are set Closed. On stdout, per client that goes:\n"
+      "  client-gone id=N dom=D owned=0|1 pins_released=P locks_recovered=L states_closed=S dom_pins_left=R\n"
+      "(dom_pins_left: pins domain D still holds on any grant, through its other clients).\n\noptions");
   opts.add_options()
       ("help,h", "show this help")
       ("socket,s", po::value<std::string>(&socket)->required(), "Unix socket to serve on (SOCK_SEQPACKET)")
       ("dom0-mem", po::value<uint64_t>(&dom0_mem)->default_value(dom0_mem), "bytes of dom0 memory")
       ("dom0-grants", po::value<uint32_t>(&dom0_grants)->default_value(dom0_grants), "dom0 grant entries");
   po::variables_map vm;
-  try {
-    po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
-    if (vm.count("help")) {
-      std::cout << "usage: pvnet hypervisor --socket PATH\n\n"
-                   "Serves the simulated hypervisor to other pvnet processes until SIGINT or SIGTERM.\n"
-                   "A client that exits takes its domain with it (store subtree, event channels).\n\n"
-                << opts;
-      return 0;
-    }
-    po::notify(vm);
-  } catch (const po::error& e) {
-    std::cerr << "pvnet hypervisor: " << e.what() << "\n" << opts;
-    return 2;
-  }
+  if (auto status = pvnet::tools::parse_options(argc, argv, opts, vm, "hypervisor")) return *status;
 
   sigset_t mask;
   sigemptyset(&mask);
@@ -64,6 +59,17 @@ int run_hypervisor(int argc, char** argv) {
     std::cerr << "pvnet hypervisor: " << server.error().reason << "\n";
     return 1;
   }
+  pvnet::SimServer& srv = **server;
+  srv.on_client_gone([&srv](const pvnet::SimServer::ClientGone& g) {
+    std::printf("client-gone id=%llu dom=%u owned=%d pins_released=%llu locks_recovered=%u states_closed=%u "
+                "dom_pins_left=%llu\n",
+                static_cast<unsigned long long>(g.client), g.dom.value, g.owned_domain ? 1 : 0,
+                static_cast<unsigned long long>(g.pins_released), g.locks_recovered, g.states_closed,
+                static_cast<unsigned long long>(srv.pins_held_by(g.dom)));
+    std::fflush(stdout);
+  });
+  std::printf("ready %s\n", socket.c_str());
+  std::fflush(stdout);
   std::cerr << "pvnet hypervisor: serving on " << socket << "\n";
   for (;;) {
     pollfd p[2] = {{(*server)->fd(), POLLIN, 0}, {sfd.get(), POLLIN, 0}};
