@@ -32,6 +32,7 @@ const char* to_string(TxStatus s) {
 
 namespace {
 constexpr const char* kWatchToken = "netfront-backend-state";
+constexpr const char* kSelfWatchToken = "netfront-own-state";
 }
 
 Netfront::Netfront(Platform& platform, GuestPagePool& pool, std::string frontend_dir, NetfrontConfig config)
@@ -60,6 +61,13 @@ Netfront::Netfront(Platform& platform, GuestPagePool& pool, std::string frontend
     return;
   }
   watching_ = true;
+  if (config_.reconnect) {
+    if (auto w = store.watch(fe_dir_ + "/state", kSelfWatchToken); !w) {
+      fail("watch " + fe_dir_ + "/state: " + w.error().reason);
+      return;
+    }
+    watching_self_ = true;
+  }
 }
 
 Netfront::~Netfront() {
@@ -71,6 +79,7 @@ Netfront::~Netfront() {
     }
   }
   if (watching_) (void)platform_.store().unwatch(be_dir_ + "/state", kWatchToken);
+  if (watching_self_) (void)platform_.store().unwatch(fe_dir_ + "/state", kSelfWatchToken);
 }
 
 int Netfront::event_fd() const { return platform_.evtchn().fd(); }
@@ -203,10 +212,44 @@ bool Netfront::poll() {
 
 // ---- xenbus -----------------------------------------------------------------------------------------------------
 
+// A backend we were connected to (or connecting to) that is no longer there: it went Closed/Closing or its node
+// vanished (the hypervisor closes a dead driver domain's devices), it is back at Initialising/InitWait (a new
+// backend process, faster than we looked), or the toolstack reset our own state node for a new backend.
+bool Netfront::backend_lost(XenbusState be) {
+  if (!config_.reconnect) return false;
+  switch (state_) {
+    case NetfrontState::kConnecting:
+      if (be != XenbusState::InitWait && be != XenbusState::Connected) return true;
+      break;
+    case NetfrontState::kRegistering:
+    case NetfrontState::kConnected:
+      if (be != XenbusState::Connected) return true;
+      break;
+    default:
+      return false;
+  }
+  return platform_.store().read_state(fe_dir_) != XenbusState::Connected;
+}
+
+// xennet_disconnect_backend, then back to Initialising (what a frontend does when the toolstack re-plugs it): the
+// grants of the old rings, slot pages and buffers end as soon as nobody maps them (the hypervisor released a dead
+// backend's pins; a live one's are kept and retried, never reused while in use), frames in flight are lost.
+void Netfront::lose_backend() {
+  counters_.tx_lost_backend_gone += tx_frames_in_flight();
+  ++counters_.reconnects;
+  reconnecting_ = true;
+  release_all(/*write_closed=*/false);
+  slots_requested_ = false;
+  state_ = NetfrontState::kInitialising;
+  (void)platform_.store().switch_state(fe_dir_, XenbusState::Initialising);
+}
+
 void Netfront::on_backend_state(XenbusState be) {
   const bool be_gone = be == XenbusState::Closing || be == XenbusState::Closed;
+  if (backend_lost(be)) lose_backend();
   switch (state_) {
     case NetfrontState::kInitialising:
+      if (reconnecting_ && be != XenbusState::InitWait) return;  // wait for a backend to come (back)
       if (be == XenbusState::InitWait) {
         if (auto ok = connect(); !ok) {
           fail("connect: " + ok.error().reason);
@@ -226,6 +269,7 @@ void Netfront::on_backend_state(XenbusState be) {
           send_ctrl(netif::ctrl_type::get_gref_mapping_size, 0, 0, 0);
         } else {
           state_ = NetfrontState::kConnected;
+          reconnecting_ = false;
         }
       } else if (be_gone || be == XenbusState::Unknown) {
         begin_close(false);
@@ -346,6 +390,7 @@ Result<void> Netfront::connect() {
 }
 
 void Netfront::close() {
+  reconnecting_ = false;
   switch (state_) {
     case NetfrontState::kClosing:
     case NetfrontState::kClosed:
@@ -386,7 +431,7 @@ void Netfront::after_del() {
 
 // Ends foreign access to every page netfront granted; a grant still in use is kept (with its page) and retried by
 // poll(). Frames still in flight complete as DROPPED once their grants are back.
-void Netfront::release_all() {
+void Netfront::release_all(bool write_closed) {
   tx_drop_in_flight();
   rx_release_buffers();
   drop_slot_pages();
@@ -407,7 +452,7 @@ void Netfront::release_all() {
   rx_port_.reset();
   ctrl_port_.reset();
   close_step_ = CloseStep::kNone;
-  if (!be_dir_.empty()) (void)platform_.store().switch_state(fe_dir_, XenbusState::Closed);
+  if (write_closed && !be_dir_.empty()) (void)platform_.store().switch_state(fe_dir_, XenbusState::Closed);
   state_ = NetfrontState::kClosed;
 }
 
@@ -527,6 +572,7 @@ void Netfront::registration_done() {
     counters_.slots_total = geometry_->nr_slots();
   }
   state_ = NetfrontState::kConnected;
+  reconnecting_ = false;
 }
 
 }  // namespace pvnet

@@ -40,6 +40,11 @@ struct NetfrontConfig {
   bool rx_extents = false;
   uint16_t rx_headroom = 0;
   bool rx_owner_buffers = false;
+  // Survive a backend that dies or restarts (docs/protocol.md, "Backend restart"): when the backend leaves
+  // Connected without our asking (Closed, gone, back to InitWait) or the toolstack resets our state, release
+  // the connection (TX frames in flight complete as DROPPED and count as tx_lost_backend_gone), go back to
+  // Initialising and connect again when a backend says InitWait. Off: the vif closes, as Linux netfront's does.
+  bool reconnect = false;
 };
 
 // An RX buffer the owner supplies (rx_owner_buffers): a piece of one of the domain's pages.
@@ -150,6 +155,8 @@ class Netfront {
 
   NetfrontState state() const { return state_; }
   bool connected() const { return state_ == NetfrontState::kConnected; }
+  // Lost its backend (reconnect) and not Connected again yet.
+  bool reconnecting() const { return reconnecting_; }
   bool using_header_slots() const { return slots_active_; }
   const std::string& error() const { return error_; }
   const std::string& last_error() const { return last_error_; }
@@ -226,10 +233,12 @@ class Netfront {
 
   // xenbus (netfront.cpp)
   void on_backend_state(XenbusState be);
+  bool backend_lost(XenbusState be);  // reconnect: the backend we were connected to is gone or restarted
+  void lose_backend();                // release the connection, back to Initialising
   Result<void> connect();  // xennet_connect: rings, event channels, keys, RX buffers
   void begin_close(bool backend_alive);
   void after_del();
-  void release_all();
+  void release_all(bool write_closed = true);
   void fail(std::string reason);
   Result<GrantedPage> alloc_granted_page(bool readonly);
   void end_grant(GrantRef gref, KeptGrant ctx);  // ctx.gref ignored
@@ -277,6 +286,8 @@ class Netfront {
   std::string be_dir_;
   DomId be_id_;
   bool watching_ = false;
+  bool watching_self_ = false;  // reconnect: our own state node (a toolstack reset)
+  bool reconnecting_ = false;
   bool state_dirty_ = true;  // re-read the backend's state (a watch fired)
 
   // What the backend offered.

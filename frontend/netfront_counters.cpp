@@ -24,6 +24,8 @@ void for_each_field(const NetfrontCounters& c, F&& f) {
   PVNET_FIELD(tx_completed);
   PVNET_FIELD(tx_errors);
   PVNET_FIELD(tx_dropped);
+  PVNET_FIELD(tx_lost_backend_gone);
+  PVNET_FIELD(reconnects);
   PVNET_FIELD(rx_packets);
   PVNET_FIELD(rx_bytes);
   PVNET_FIELD(rx_gso_packets);

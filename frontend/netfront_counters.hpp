@@ -23,6 +23,8 @@ struct NetfrontCounters {
   uint64_t tx_completed = 0;        // frames reported complete (any status)
   uint64_t tx_errors = 0;           // completed with NETIF_RSP_ERROR (or an unknown status)
   uint64_t tx_dropped = 0;          // completed with NETIF_RSP_DROPPED (or torn down before a response)
+  uint64_t tx_lost_backend_gone = 0;  // frames in flight when the backend died or restarted (never answered)
+  uint64_t reconnects = 0;            // backend connections lost and started again (NetfrontConfig::reconnect)
   // RX (backend -> guest)
   uint64_t rx_packets = 0;
   uint64_t rx_bytes = 0;

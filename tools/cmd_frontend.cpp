@@ -70,6 +70,7 @@ struct FrontendOptions {
   uint32_t slot_size = 128;
   uint32_t mtu = 9000;
   uint32_t data_offset = 0;
+  uint32_t reconnect_timeout_s = 10;  // 0: no reconnect (the vif closes with its backend)
   bool progress = false;
   std::string json;
   bool xen = false;            // --hypervisor xen: a real domU (docs/xen.md)
@@ -122,6 +123,8 @@ class FrontendDaemon {
   // Polls the netfront once; when idle, sleeps on its fds (and stdin/signals) for up to wait_ms.
   size_t step(int wait_ms, bool watch_stdin = false);
   void check_backend();
+  // While netfront reconnects to a restarted backend: true until --reconnect-timeout expires (then the reason).
+  bool await_reconnect();
   void close_netfront();
   void write_json();
 
@@ -145,6 +148,8 @@ class FrontendDaemon {
   // the frames' pages, which stay granted until then.
   std::optional<TraceSender> sender_;
   std::unique_ptr<TapFrontend> tap_;  // --tap; its handlers point into it: reset before the netfront goes
+  std::optional<Clock::time_point> reconnect_deadline_;
+  std::string reconnect_error_;
   bool used_header_slots_ = false;
   uint32_t grants_free_before_ = 0;  // before the netfront existed: what it must give back
 };
@@ -215,8 +220,29 @@ void FrontendDaemon::check_backend() {
   front_->close();
 }
 
+bool FrontendDaemon::await_reconnect() {
+  if (!front_->reconnecting() || stop_requested_ || !backend_gone_.empty()) return false;
+  if (front_->state() == NetfrontState::kFailed) return false;
+  if (!reconnect_deadline_) {
+    reconnect_deadline_ = Clock::now() + std::chrono::seconds(opt_.reconnect_timeout_s);
+    std::cerr << "pvnet frontend (domain " << opt_.domid << "): backend lost; reconnecting (up to "
+              << opt_.reconnect_timeout_s << " s)\n";
+  }
+  if (Clock::now() > *reconnect_deadline_) {
+    reconnect_error_ = "the backend did not come back within " + std::to_string(opt_.reconnect_timeout_s) +
+                       " s (netfront " + to_string(front_->state()) + ")";
+    return false;
+  }
+  step(2);
+  return true;
+}
+
 size_t FrontendDaemon::step(int wait_ms, bool watch_stdin) {
   size_t work = front_->poll() ? 1 : 0;
+  if (reconnect_deadline_ && front_->connected()) {
+    reconnect_deadline_.reset();
+    say("reconnected lost=" + std::to_string(front_->counters().tx_lost_backend_gone));
+  }
   check_backend();
   if (work || wait_ms <= 0) return work;
   pollfd p[5] = {{front_->event_fd(), POLLIN, 0},
@@ -240,6 +266,7 @@ Result<void> FrontendDaemon::connect_netfront() {
   NetfrontConfig fc;
   fc.header_slots = opt_.header_slots;
   fc.slot_size = opt_.slot_size;
+  fc.reconnect = opt_.reconnect_timeout_s > 0 && !opt_.xen;
   front_ = std::make_unique<Netfront>(*platform_, *pool_, dir_, fc);
   const auto deadline = Clock::now() + kSetupTimeout;
   for (;;) {
@@ -284,6 +311,7 @@ Result<void> FrontendDaemon::transmit() {
   so.mtu = opt_.mtu;
   so.data_offset = opt_.data_offset;
   so.progress = opt_.progress;
+  so.await_reconnect = [this] { return await_reconnect(); };
   TraceSender& sender = sender_.emplace(*front_, *pool_, so);
   const auto t0 = Clock::now();
   auto r = sender.run([this] {
@@ -294,6 +322,7 @@ Result<void> FrontendDaemon::transmit() {
   sent_ = sender.stats();
   before_close_ = front_->counters();
   if (!r) {
+    if (!reconnect_error_.empty()) return make_error(ETIMEDOUT, reconnect_error_ + " while transmitting");
     if (!backend_gone_.empty()) return make_error(ENOTCONN, backend_gone_ + " while transmitting: " + r.error().reason);
     if (stop_requested_) return make_error(EINTR, "stopped while transmitting: " + r.error().reason);
     return r;
@@ -307,8 +336,11 @@ Result<void> FrontendDaemon::receive() {
   while (!stop_requested_) {
     step(10);
     if (!backend_gone_.empty()) return make_error(ENOTCONN, backend_gone_);
-    if (front_->state() != NetfrontState::kConnected)
+    if (front_->state() != NetfrontState::kConnected && !await_reconnect()) {
+      if (!reconnect_error_.empty()) return make_error(ETIMEDOUT, reconnect_error_);
+      if (stop_requested_) break;
       return make_error(ENOTCONN, std::string("the vif left Connected (") + to_string(front_->state()) + ")");
+    }
   }
   // Frames the backend already copied into our buffers are ours: take them all before closing.
   for (int idle = 0; idle < 3;) idle = step(1) == 0 ? idle + 1 : 0;
@@ -370,6 +402,7 @@ void FrontendDaemon::write_json() {
     j["queued"] = sent_->queued;
     j["completed"] = sent_->completed;
     j["completed_ok"] = sent_->completed_ok;
+    j["lost"] = sent_->completed - sent_->completed_ok;  // answered with an error/drop, or never (backend gone)
     j["refused"] = sent_->refused;
     j["elapsed_ns"] = elapsed_ns_;
   }
@@ -482,6 +515,9 @@ int cmd_frontend(int argc, char** argv) {
       ("mtu", po::value(&o.mtu)->default_value(9000), "--tx: longer TCP frames are sent as GSO")
       ("data-offset", po::value(&o.data_offset)->default_value(0), "--tx: offset of each frame in its first page")
       ("progress", po::bool_switch(&o.progress), "--tx: show the progress line")
+      ("reconnect-timeout", po::value(&o.reconnect_timeout_s)->default_value(10),
+       "seconds to wait for a backend that died or restarted to come back (frames in flight are counted lost, "
+       "tx_lost_backend_gone; says \"reconnected lost=N\"); 0: close with the backend instead")
       ("tap", po::value(&o.tap.ifname), "be network interface NAME (a TAP in this namespace) until SIGTERM/SIGINT: "
                                         "what the kernel sends goes out through netfront, what arrives goes in")
       ("tap-addr", po::value(&o.tap.addr), "--tap: IPv4 address/prefix of the interface")

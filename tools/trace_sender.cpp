@@ -82,7 +82,8 @@ Result<void> TraceSender::run(const std::function<size_t()>& poll) {
           placed.reset();
           break;
         }
-        if (st == TxStatus::kNotConnected) return make_error(ENOTCONN, "netfront lost its connection");
+        if (st == TxStatus::kNotConnected && !(opt_.await_reconnect && opt_.await_reconnect()))
+          return make_error(ENOTCONN, "netfront lost its connection");
         poll();  // busy: let the backend make room
       }
       if (placed) {
@@ -101,7 +102,7 @@ Result<void> TraceSender::run(const std::function<size_t()>& poll) {
     if (poll() == 0 && std::chrono::steady_clock::now() > deadline)
       return make_error(ETIMEDOUT, std::to_string(stats_.queued - stats_.completed) + " frames still in flight " +
                                        std::to_string(opt_.drain_timeout_s) + " s after the last transmit");
-    if (front_.state() != NetfrontState::kConnected)
+    if (front_.state() != NetfrontState::kConnected && !(opt_.await_reconnect && opt_.await_reconnect()))
       return make_error(ENOTCONN, "netfront lost its connection with frames in flight");
   }
   return {};

@@ -22,6 +22,8 @@ struct SendOptions {
   uint32_t data_offset = 0;
   bool progress = false;
   int drain_timeout_s = 30;
+  // While netfront is not Connected: true = wait (poll) for it to reconnect, false = fail. Unset: fail.
+  std::function<bool()> await_reconnect;
 };
 
 struct SendStats {
