@@ -2,8 +2,8 @@
 
 #include <cerrno>
 
-// xs_set_permissions has no place in the Store interface yet; the simulator offers it as a free function over any
-// Store it made (ENOTSUP on another kind). Only this file uses it.
+// xs_set_permissions has no place in the Store interface yet; the simulator (and the Xen store) offer it as a free
+// function over any Store they made (ENOTSUP on another kind). Only this file uses it.
 #include "grant-sim/sim_store.hpp"
 
 namespace pvnet {
@@ -19,9 +19,14 @@ Result<VifPaths> toolstack_create_vif(Store& store, DomId backend, DomId fronten
                                       std::string_view mac) {
   VifPaths p = vif_paths(backend, frontend, handle);
   const std::string init = std::to_string(static_cast<int>(XenbusState::Initialising));
-  // Frontend directory first, then hand it to the frontend: nodes dom0 writes below it inherit its permissions.
+  // Both directories first, each handed to its end and readable by the other (libxl: frontend `n<F> r<B>`,
+  // backend `n<B> r<F>`); nodes written below them inherit that. Without r<F> Linux's netfront cannot read the
+  // backend's path at probe ("unable to read other end ... missing or inaccessible").
   if (auto r = store.write(p.frontend, ""); !r) return r.error();
-  if (auto r = set_perms(store, p.frontend, NodePerms{frontend, {}}); !r && r.error().code != ENOTSUP)
+  if (auto r = set_perms(store, p.frontend, NodePerms{frontend, {}, {backend}}); !r && r.error().code != ENOTSUP)
+    return r.error();
+  if (auto r = store.write(p.backend, ""); !r) return r.error();
+  if (auto r = set_perms(store, p.backend, NodePerms{backend, {}, {frontend}}); !r && r.error().code != ENOTSUP)
     return r.error();
   struct Kv {
     std::string path;

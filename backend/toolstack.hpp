@@ -1,6 +1,7 @@
 // The toolstack's part of attaching a vif (what libxl does for `xl network-attach`): create the frontend and
 // backend directories of docs/protocol.md section 1, with the frontend directory owned by the frontend domain so
-// its driver can write its own keys (libxl: xenstore-chmod <fe> n<F> r<B>).
+// its driver can write its own keys, each directory readable by the other end (libxl: xenstore-chmod <fe> n<F>
+// r<B>, <be> n<B> r<F>).
 #pragma once
 #include <cstdint>
 #include <string>

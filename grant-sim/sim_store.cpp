@@ -67,12 +67,25 @@ bool StoreTree::can_write(DomId who, const Node& n) {
   return std::find(n.perms.writers.begin(), n.perms.writers.end(), who) != n.perms.writers.end();
 }
 
+bool StoreTree::can_read(DomId who, const NodePerms& p) {
+  if (who == kDom0 || p.owner == who) return true;
+  return std::find(p.writers.begin(), p.writers.end(), who) != p.writers.end() ||
+         std::find(p.readers.begin(), p.readers.end(), who) != p.readers.end();
+}
+
+namespace {
+Error no_read(DomId who, const std::string& abs) {
+  return make_error(EACCES, "store: dom" + std::to_string(who.value) + " may not read " + abs);
+}
+}  // namespace
+
 Result<std::string> StoreTree::read(DomId who, std::string_view path) const {
   std::lock_guard lk(mu_);
   auto abs = resolve(who, path);
   if (!abs) return abs.error();
   auto it = nodes_.find(*abs);
   if (it == nodes_.end()) return make_error(ENOENT, "store: no node " + *abs);
+  if (!can_read(who, it->second.perms)) return no_read(who, *abs);
   return it->second.value;
 }
 
@@ -110,17 +123,18 @@ Result<void> StoreTree::write(DomId who, std::string_view path, std::string_view
     return make_error(EACCES, "store: dom" + std::to_string(who.value) + " may not write " + *abs +
                                   (p == *abs ? "" : " (no write permission on " + p + ")"));
   write_locked(*abs, value, who, false);
-  fire(*abs, false);
+  fire(*abs, false, &nodes_.at(*abs).perms);
   return {};
 }
 
 void StoreTree::remove_locked(const std::string& abs, bool fire_watches) {
+  const NodePerms perms = nodes_.at(abs).perms;  // who may see the removal: those who could read the node
   auto first = nodes_.lower_bound(abs + "/");
   auto last = nodes_.lower_bound(abs + "0");  // '0' follows '/': the subtree is [abs/, abs0)
   nodes_.erase(first, last);
   nodes_.erase(abs);
   nodes_.at(parent_of(abs)).children.erase(name_of(abs));
-  if (fire_watches) fire(abs, true);
+  if (fire_watches) fire(abs, true, &perms);
 }
 
 Result<void> StoreTree::remove(DomId who, std::string_view path) {
@@ -142,6 +156,7 @@ Result<std::vector<std::string>> StoreTree::directory(DomId who, std::string_vie
   if (!abs) return abs.error();
   auto it = nodes_.find(*abs);
   if (it == nodes_.end()) return make_error(ENOENT, "store: no node " + *abs);
+  if (!can_read(who, it->second.perms)) return no_read(who, *abs);
   return std::vector<std::string>(it->second.children.begin(), it->second.children.end());
 }
 
@@ -162,9 +177,10 @@ Result<void> StoreTree::set_perms(DomId who, std::string_view path, const NodePe
   if (it == nodes_.end()) return make_error(ENOENT, "store: no node " + *abs);
   if (who != kDom0 && it->second.perms.owner != who)
     return make_error(EACCES, "store: only dom0 or the owner may change the permissions of " + *abs);
-  if (perms.writers.size() > 64) return make_error(E2BIG, "store: too many writers for " + *abs);
+  if (perms.writers.size() + perms.readers.size() > 64)
+    return make_error(E2BIG, "store: too many permission entries for " + *abs);
   it->second.perms = perms;
-  fire(*abs, false);  // xenstored fires watches on a permission change too
+  fire(*abs, false, &it->second.perms);  // xenstored fires watches on a permission change too
   return {};
 }
 
@@ -203,9 +219,10 @@ void StoreTree::enqueue(Watcher& w, const Watch& watch, const std::string& path)
   (void)!::write(w.eventfd.get(), &one, sizeof one);
 }
 
-void StoreTree::fire(const std::string& changed, bool removed) {
+void StoreTree::fire(const std::string& changed, bool removed, const NodePerms* perms) {
   for (auto& [id, w] : watchers_) {
     for (const Watch& watch : w.watches) {
+      if (perms && !can_read(watch.who, *perms)) continue;
       if (changed[0] == '@' || watch.path[0] == '@') {
         if (changed == watch.path) enqueue(w, watch, changed);
       } else if (is_at_or_below(changed, watch.path)) {
@@ -227,6 +244,7 @@ Result<void> StoreTree::watch(WatcherId wid, DomId who, std::string_view path, s
   if (token.size() > kStoreMaxValue) return make_error(E2BIG, "store: watch token too long");
   w.path = *abs;
   w.token = std::string(token);
+  w.who = who;
   Watcher& watcher = it->second;
   for (auto& x : watcher.watches)
     if (x.path == w.path && x.token == w.token) return make_error(EEXIST, "store: watch on " + w.path + " exists");
@@ -283,16 +301,16 @@ void StoreTree::introduce_domain(DomId dom) {
   std::lock_guard lk(mu_);
   std::string p = dom_path(dom);
   write_locked(p, "", kDom0, true);
-  nodes_.at(p).perms = NodePerms{dom, {}};  // what the toolstack's xenstore-chmod does for a new guest
-  fire(p, false);
-  fire("@introduceDomain", false);
+  nodes_.at(p).perms = NodePerms{dom, {}, {}};  // what the toolstack's xenstore-chmod does for a new guest
+  fire(p, false, &nodes_.at(p).perms);
+  fire("@introduceDomain", false, nullptr);
 }
 
 void StoreTree::release_domain(DomId dom) {
   std::lock_guard lk(mu_);
   std::string p = dom_path(dom);
   if (nodes_.count(p)) remove_locked(p, true);
-  fire("@releaseDomain", false);
+  fire("@releaseDomain", false, nullptr);
 }
 
 // ---- a domain's connection, in-process ----

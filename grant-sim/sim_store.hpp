@@ -1,10 +1,12 @@
 // The simulated xenstore. StoreTree is xenstored: one tree of nodes with string values, each with an owner
-// domain and the domains allowed to write it (xenstore-chmod's "n<owner> w<id>..." without read permissions:
-// every domain may read everything here), and watches queued per watcher. A domain's connection to it is a
-// Store (in the hypervisor's process: make_local_store; in another process: the SimClient's store).
+// domain, the domains allowed to read and write it and those allowed only to read it (xenstore-chmod's
+// "n<owner> b<id>... r<id>...": every other domain may do nothing with it, dom0 everything), and watches queued
+// per watcher. A domain's connection to it is a Store (in the hypervisor's process: make_local_store; in another
+// process: the SimClient's store).
 //
 // xenstore rules kept here: a watch fires once when it is registered and then on every write or remove at or
-// below its path (a remove also fires watches registered below the removed node); a path that does not start
+// below its path (a remove also fires watches registered below the removed node), but only to a watcher whose
+// domain may read the changed node (the registration's own event always comes); a path that does not start
 // with '/' or '@' is relative to /local/domain/<self>; a node created by an unprivileged domain is owned by it,
 // one created by dom0 inherits its parent's permissions; "@introduceDomain"/"@releaseDomain" fire when a domain
 // is created/destroyed.
@@ -27,9 +29,11 @@ inline constexpr size_t kStoreMaxPath = 3072;           // XENSTORE_ABS_PATH_MAX
 inline constexpr size_t kStoreMaxWatches = 128;         // per watcher (connection)
 inline constexpr size_t kStoreMaxQueuedEvents = 4096;   // per watcher; further events are dropped and counted
 
+// xenstore's permission list: owner first (others get "n": no access), then per-domain entries.
 struct NodePerms {
-  DomId owner;                 // may write, and may change the permissions
-  std::vector<DomId> writers;  // may also write
+  DomId owner;                      // may read and write, and may change the permissions
+  std::vector<DomId> writers;       // may also read and write ("b")
+  std::vector<DomId> readers = {};  // may read, not write ("r"); the initializer keeps NodePerms{o, {w}} valid
   bool operator==(const NodePerms&) const = default;
 };
 
@@ -71,6 +75,7 @@ class StoreTree {
     std::string path;  // absolute (or @special)
     std::string token;
     std::string relative_prefix;  // stripped from event paths when the watch was given as a relative path
+    DomId who;                    // the domain that registered it: events need its read permission
   };
   struct Watcher {
     UniqueFd eventfd;
@@ -81,7 +86,9 @@ class StoreTree {
 
   Result<std::string> resolve(DomId who, std::string_view path, std::string* relative_prefix = nullptr) const;
   static bool can_write(DomId who, const Node& n);
-  void fire(const std::string& changed, bool removed);
+  static bool can_read(DomId who, const NodePerms& p);
+  // `perms`: the changed node's (as it was, for a remove); a watcher whose domain may not read it gets nothing.
+  void fire(const std::string& changed, bool removed, const NodePerms* perms);
   void enqueue(Watcher& w, const Watch& watch, const std::string& path);
   void remove_locked(const std::string& abs, bool fire_watches);
   void write_locked(const std::string& abs, std::string_view value, DomId creator, bool privileged);

@@ -129,6 +129,8 @@ Result<DomainShm> wire_get_shm(WireReader& r) {
 void wire_put_perms(WireWriter& w, const NodePerms& p) {
   w.u16(p.owner.value).u32(static_cast<uint32_t>(p.writers.size()));
   for (auto d : p.writers) w.u16(d.value);
+  w.u32(static_cast<uint32_t>(p.readers.size()));
+  for (auto d : p.readers) w.u16(d.value);
 }
 
 NodePerms wire_get_perms(WireReader& r) {
@@ -140,6 +142,12 @@ NodePerms wire_get_perms(WireReader& r) {
     return p;
   }
   for (uint32_t i = 0; i < n && !r.failed(); ++i) p.writers.push_back(DomId{r.u16()});
+  n = r.u32();
+  if (n > 64) {
+    r.fail();
+    return p;
+  }
+  for (uint32_t i = 0; i < n && !r.failed(); ++i) p.readers.push_back(DomId{r.u16()});
   return p;
 }
 

@@ -120,6 +120,7 @@ class XenStore final : public SimStoreAccess {
 std::vector<XsPerm> to_xs_perms(const NodePerms& p) {
   std::vector<XsPerm> v{XsPerm{p.owner.value, XS_PERM_NONE}};
   for (DomId w : p.writers) v.push_back(XsPerm{w.value, XS_PERM_READ | XS_PERM_WRITE});
+  for (DomId r : p.readers) v.push_back(XsPerm{r.value, XS_PERM_READ});
   return v;
 }
 
@@ -127,8 +128,12 @@ NodePerms from_xs_perms(const std::vector<XsPerm>& v) {
   NodePerms p;
   if (v.empty()) return p;
   p.owner = DomId{static_cast<uint16_t>(v[0].id)};
-  for (size_t i = 1; i < v.size(); ++i)
-    if (v[i].perms & XS_PERM_WRITE) p.writers.push_back(DomId{static_cast<uint16_t>(v[i].id)});
+  // A write-only entry ("w") has no NodePerms form: it is counted as a writer (which may also read).
+  for (size_t i = 1; i < v.size(); ++i) {
+    const DomId d{static_cast<uint16_t>(v[i].id)};
+    if (v[i].perms & XS_PERM_WRITE) p.writers.push_back(d);
+    else if (v[i].perms & XS_PERM_READ) p.readers.push_back(d);
+  }
   return p;
 }
 

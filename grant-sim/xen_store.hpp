@@ -8,7 +8,7 @@
 namespace pvnet {
 
 // NodePerms <-> xenstore's permission list: entry 0 is the owner (and what everyone else may do: nothing), each
-// writer gets read+write ("b"), as libxl's `xenstore-chmod <dir> n<F> b<B>` would write it.
+// writer gets read+write ("b"), each reader read ("r"), as libxl's `xenstore-chmod <dir> n<F> r<B>` writes it.
 struct XsPerm {
   uint32_t id = 0;
   int perms = 0;  // XS_PERM_* bits

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/toolstack.hpp"
 #include "grant-sim/platform.hpp"
 #include "grant-sim/sim_hypervisor.hpp"
 #include "shared-ring/netif.hpp"
@@ -29,7 +30,7 @@ struct BackendFeatures {
 class ScriptedBackend {
  public:
   ScriptedBackend(SimHypervisor& hv, DomId fe, uint32_t handle = 0)
-      : dom0_(hv.attach(kDom0).value()), fe_(fe) {
+      : dom0_(hv.attach(kDom0).value()), fe_(fe), handle_(handle) {
     fe_dir_ = "/local/domain/" + std::to_string(fe.value) + "/device/vif/" + std::to_string(handle);
     be_dir_ = "/local/domain/0/backend/vif/" + std::to_string(fe.value) + "/" + std::to_string(handle);
   }
@@ -43,20 +44,12 @@ class ScriptedBackend {
   XenbusState fe_state() { return store().read_state(fe_dir_); }
   void set_state(XenbusState s) { ASSERT_TRUE(store().switch_state(be_dir_, s)); }
 
-  // The toolstack's part (docs/protocol.md section 1).
+  // The toolstack's part (docs/protocol.md section 1), with libxl's permissions: each end reads the other's dir.
   void toolstack() {
-    auto w = [&](const std::string& p, const std::string& v) { ASSERT_TRUE(store().write(p, v)) << p; };
-    w(fe_dir_ + "/backend", be_dir_);
-    w(fe_dir_ + "/backend-id", "0");
-    w(fe_dir_ + "/handle", "0");
-    w(fe_dir_ + "/mac", "aa:bb:cc:dd:ee:01");
-    w(fe_dir_ + "/state", "1");
-    w(be_dir_ + "/frontend", fe_dir_);
-    w(be_dir_ + "/frontend-id", std::to_string(fe_.value));
-    w(be_dir_ + "/handle", "0");
-    w(be_dir_ + "/mac", "aa:bb:cc:dd:ee:01");
-    w(be_dir_ + "/online", "1");
-    w(be_dir_ + "/state", "1");
+    auto p = toolstack_create_vif(store(), kDom0, fe_, handle_, "aa:bb:cc:dd:ee:01");
+    ASSERT_TRUE(p) << p.error().reason;
+    ASSERT_EQ(p->frontend, fe_dir_);
+    ASSERT_EQ(p->backend, be_dir_);
   }
 
   // Backend keys, then InitWait.
@@ -320,6 +313,7 @@ class ScriptedBackend {
 
   std::unique_ptr<Platform> dom0_;
   DomId fe_;
+  uint32_t handle_;
   std::string fe_dir_, be_dir_;
   MapOp tx_map_, rx_map_, ctrl_map_;
   std::optional<netif::TxBackRing> tx_;

@@ -78,6 +78,8 @@ TEST_F(CrossProcess, StoreEventsAndGrantsBetweenAGuestProcessAndDom0ThenTheGuest
   const std::string fe = "/local/domain/5/device/vif/0";
   const std::string be = "/local/domain/0/backend/vif/5/0";
   ASSERT_TRUE(dom0->store().watch(fe, "fe"));
+  ASSERT_TRUE(dom0->store().write(be, ""));
+  ASSERT_TRUE(set_perms(dom0->store(), be, NodePerms{kDom0, {}, {DomId{5}}}));  // libxl's n0 r<F>, inherited
   ASSERT_TRUE(dom0->store().write(be + "/state", "1"));
 
   pid_t child = fork_child([&] {
@@ -177,6 +179,7 @@ TEST_F(CrossProcess, ServerDrivenFromTheOwnersLoopThroughFdAndHandle) {
     if (!saw_write && hv->store_tree()->read(kDom0, "/local/domain/3/hello").ok()) {
       saw_write = true;
       ASSERT_TRUE(hv->store_tree()->write(kDom0, "/go", "1"));  // now the child may go
+      ASSERT_TRUE(hv->store_tree()->set_perms(kDom0, "/go", NodePerms{kDom0, {}, {DomId{3}}}));  // and read it
     }
     if (saw_write && !hv->has_domain(DomId{3})) saw_cleanup = true;
   }

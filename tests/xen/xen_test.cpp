@@ -205,7 +205,19 @@ TEST(XenStorePerms, OwnerFirstWritersReadWrite) {
   EXPECT_EQ(v[1].id, 0u);
   EXPECT_EQ(v[1].perms, 3);  // XS_PERM_READ | XS_PERM_WRITE
   EXPECT_EQ(from_xs_perms(v), p);
-  EXPECT_EQ(from_xs_perms({XsPerm{4, 0}, XsPerm{0, 1}}), (NodePerms{DomId{4}, {}}));  // readers are not writers
+  EXPECT_EQ(from_xs_perms({XsPerm{4, 0}, XsPerm{0, 1}}), (NodePerms{DomId{4}, {}, {kDom0}}));  // readers are not writers
+}
+
+TEST(XenStorePerms, ReadersAreXsPermRead) {
+  // libxl's backend directory: n0 r<frontend>.
+  NodePerms p{kDom0, {}, {DomId{7}}};
+  auto v = to_xs_perms(p);
+  ASSERT_EQ(v.size(), 2u);
+  EXPECT_EQ(v[0], (XsPerm{0, 0}));  // XS_PERM_NONE for everyone else
+  EXPECT_EQ(v[1], (XsPerm{7, 1}));  // XS_PERM_READ only
+  EXPECT_EQ(from_xs_perms(v), p);
+  NodePerms both{DomId{3}, {DomId{4}}, {kDom0, DomId{5}}};
+  EXPECT_EQ(from_xs_perms(to_xs_perms(both)), both);
 }
 
 // ---- the conformance runner ----
