@@ -3,6 +3,7 @@
 #include "frontend/netfront.hpp"
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 namespace pvnet {
@@ -31,6 +32,11 @@ const char* to_string(TxStatus s) {
 }
 
 namespace {
+// docs/protocol.md 8 (the backend's names are in backend/recall.hpp; frontend and backend share no header).
+constexpr const char* kRecallKey = "recall";
+constexpr const char* kRecallDoneKey = "recall-done";
+constexpr const char* kRecallRefusedKey = "recall-refused";
+constexpr const char* kRecallWatchToken = "netfront-recall";
 constexpr const char* kWatchToken = "netfront-backend-state";
 constexpr const char* kSelfWatchToken = "netfront-own-state";
 }
@@ -172,6 +178,7 @@ bool Netfront::poll() {
   if (tx_) progress |= process_tx();
   if (rx_) progress |= process_rx();
   if (rx_ && (state_ == NetfrontState::kConnected || state_ == NetfrontState::kRegistering)) refill_rx();
+  progress |= poll_recall();
   if (state_ == NetfrontState::kClosing && close_step_ == CloseStep::kWaitBackendClosed &&
       Clock::now() >= close_deadline_) {
     release_all();
@@ -454,6 +461,127 @@ void Netfront::release_all(bool write_closed) {
   close_step_ = CloseStep::kNone;
   if (write_closed && !be_dir_.empty()) (void)platform_.store().switch_state(fe_dir_, XenbusState::Closed);
   state_ = NetfrontState::kClosed;
+}
+
+// ---- recall (docs/protocol.md 8) --------------------------------------------------------------------------------
+
+std::vector<GrantRef> Netfront::slot_page_grefs() const {
+  std::vector<GrantRef> out;
+  for (const auto& gp : slot_pages_) out.push_back(gp.gref);
+  return out;
+}
+
+Result<void> Netfront::recall(std::span<const GrantRef> grefs, RecallHandler done, int timeout_ms) {
+  if (recall_) return make_error(EBUSY, "a recall is already in progress");
+  if (state_ != NetfrontState::kConnected) return make_error(ENOTCONN, "recall: not connected");
+  if (grefs.empty() || grefs.size() > kPageSize / sizeof(uint32_t))
+    return make_error(EINVAL, "recall: 1..1024 grefs");
+  PendingRecall r;
+  r.grefs.assign(grefs.begin(), grefs.end());
+  r.done = std::move(done);
+  r.timeout_ms = timeout_ms;
+  if (auto s = send_recall(r); !s) return s;
+  recall_ = std::move(r);
+  return {};
+}
+
+Result<void> Netfront::recall_header_slots(RecallHandler done, int timeout_ms) {
+  if (recall_) return make_error(EBUSY, "a recall is already in progress");
+  if (state_ != NetfrontState::kConnected) return make_error(ENOTCONN, "recall: not connected");
+  if (!slots_active_ || slot_pages_.empty()) return make_error(ENOENT, "recall: no header slots registered");
+  // From now on frames go as plain netif; requests already on the ring still name their slots, and the backend
+  // may only let the pages go once it has taken them (else a later request would name an unmapped slot).
+  slots_active_ = false;
+  PendingRecall r;
+  r.grefs = slot_page_grefs();
+  r.done = std::move(done);
+  r.timeout_ms = timeout_ms;
+  r.slots = true;
+  r.deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);  // also bounds the wait for the ring
+  recall_ = std::move(r);
+  return {};
+}
+
+Result<void> Netfront::send_recall(PendingRecall& r) {
+  Store& st = platform_.store();
+  // A token no earlier request of any netfront on this device used: a stale recall-done cannot match it.
+  r.seq = std::to_string(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count());
+  std::string line = r.seq;
+  for (GrantRef g : r.grefs) line += " " + std::to_string(g.value);
+  if (auto w = st.watch(be_dir_ + "/" + kRecallDoneKey, kRecallWatchToken); !w) return w.error();
+  if (auto w = st.write(fe_dir_ + "/" + kRecallKey, line); !w) {
+    (void)st.unwatch(be_dir_ + "/" + kRecallDoneKey, kRecallWatchToken);
+    return w.error();
+  }
+  r.sent = true;
+  r.deadline = Clock::now() + std::chrono::milliseconds(r.timeout_ms);
+  ++counters_.recalls_sent;
+  return {};
+}
+
+bool Netfront::poll_recall() {
+  if (!recall_) return false;
+  PendingRecall& r = *recall_;
+  if (state_ != NetfrontState::kConnected) {  // the connection went: everything is released with it
+    finish_recall(false, false, "");
+    return true;
+  }
+  if (!r.sent) {
+    if (slots_ && slots_->in_use() != 0) {
+      if (Clock::now() < r.deadline) return false;
+      finish_recall(false, false, "");  // the ring never drained: nothing was asked
+      return true;
+    }
+    if (auto s = send_recall(r); !s) {
+      finish_recall(false, false, "");
+      return true;
+    }
+    return true;
+  }
+  Store& st = platform_.store();
+  auto answer = st.read_opt(be_dir_ + "/" + kRecallDoneKey);
+  if (answer && *answer == r.seq) {
+    finish_recall(true, false, st.read_opt(be_dir_ + "/" + kRecallRefusedKey).value_or(""));
+    return true;
+  }
+  if (answer && *answer == "error") {
+    finish_recall(false, true, "");
+    return true;
+  }
+  if (Clock::now() >= r.deadline) {
+    ++counters_.recall_timeouts;
+    finish_recall(false, false, "");
+    return true;
+  }
+  return false;
+}
+
+void Netfront::finish_recall(bool answered, bool rejected, const std::string& refused) {
+  PendingRecall r = std::move(*recall_);
+  recall_.reset();
+  if (r.sent) (void)platform_.store().unwatch(be_dir_ + "/" + kRecallDoneKey, kRecallWatchToken);
+  RecallResult res;
+  res.answered = answered;
+  res.rejected = rejected;
+  size_t pos = 0;
+  while (pos < refused.size()) {
+    size_t end = refused.find(' ', pos);
+    if (end == std::string::npos) end = refused.size();
+    if (end > pos) res.refused.push_back(GrantRef{static_cast<uint32_t>(std::strtoul(refused.c_str() + pos, nullptr, 10))});
+    pos = end + 1;
+  }
+  if (r.slots && state_ == NetfrontState::kConnected && (!slots_ || slots_->in_use() == 0)) {
+    // The slot pages leave the connection whatever the backend said: a grant still in use is kept (end_grant).
+    for (GrantRef g : r.grefs)
+      if (!platform_.grant_table().in_use(g)) res.ended.push_back(g);
+    drop_slot_pages();
+  } else if (r.slots && !r.sent) {
+    slots_active_ = state_ == NetfrontState::kConnected && slots_.has_value();  // the ring never drained: keep them
+  }
+  for (GrantRef g : r.grefs)
+    if (platform_.grant_table().in_use(g)) res.still_in_use.push_back(g);
+  if (answered) ++counters_.recalls_answered;
+  if (r.done) r.done(res);
 }
 
 // ---- control ring -----------------------------------------------------------------------------------------------

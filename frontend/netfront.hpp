@@ -71,6 +71,15 @@ struct ReceivedBuffers {
   bool data_validated = false;
 };
 
+// The answer to a recall (docs/protocol.md 8).
+struct RecallResult {
+  bool answered = false;             // the backend confirmed our request (recall-done == our seq) in time
+  bool rejected = false;             // it answered "error" (it found the request malformed)
+  std::vector<GrantRef> refused;     // grefs it cannot give back while connected (the ring pages)
+  std::vector<GrantRef> still_in_use;  // after the answer or the deadline: grefs the hypervisor still marks in use
+  std::vector<GrantRef> ended;       // recall_header_slots: slot-page grants ended (pages back in the pool)
+};
+
 enum class NetfrontState : uint8_t {
   kInitialising,  // waiting for the backend's InitWait
   kConnecting,    // rings granted, keys written, we are Connected; waiting for the backend's Connected
@@ -152,6 +161,20 @@ class Netfront {
   bool using_rx_extents() const { return rx_extents_active_; }
   bool rx_owner_mode() const { return rx_extents_active_ && config_.rx_owner_buffers; }
   uint32_t rx_free_slots() const;  // owner buffers post_rx_buffer would take now
+
+  // Recall (docs/protocol.md 8): ask the backend to stop using these grants of ours (a page we want back while
+  // dom0 may still hold it). Writes <frontend>/recall and returns; poll() calls `done` once the backend answered
+  // or timeout_ms passed (a backend that does not answer: the result says so, and which grants are still in
+  // use; a page whose grant is in use must not be reused, whatever the backend said). One recall at a time
+  // (EBUSY); ENOTCONN unless connected.
+  using RecallHandler = std::function<void(const RecallResult&)>;
+  Result<void> recall(std::span<const GrantRef> grefs, RecallHandler done, int timeout_ms = 1000);
+  // Take the header-slot pages back: new frames go as plain netif at once; when no slot is on the ring any more
+  // the slot pages are recalled, then their grants ended (pages back to the pool; one still in use is kept and
+  // retried, never reused). `done` gets the recall's result with `ended` filled in.
+  Result<void> recall_header_slots(RecallHandler done, int timeout_ms = 1000);
+  bool recall_pending() const { return recall_.has_value(); }
+  std::vector<GrantRef> slot_page_grefs() const;
 
   NetfrontState state() const { return state_; }
   bool connected() const { return state_ == NetfrontState::kConnected; }
@@ -244,6 +267,20 @@ class Netfront {
   void end_grant(GrantRef gref, KeptGrant ctx);  // ctx.gref ignored
   bool retry_kept_grants();
   void notify(Port p);
+
+  // recall (netfront.cpp)
+  struct PendingRecall {
+    std::string seq;
+    std::vector<GrantRef> grefs;
+    RecallHandler done;
+    Clock::time_point deadline;
+    bool slots = false;       // recall_header_slots: the request is sent once no slot is in use
+    bool sent = false;
+    int timeout_ms = 1000;
+  };
+  Result<void> send_recall(PendingRecall& r);
+  bool poll_recall();
+  void finish_recall(bool answered, bool rejected, const std::string& refused);
 
   // control ring (netfront.cpp)
   void send_ctrl(uint16_t type, uint32_t d0, uint32_t d1, uint32_t d2);
@@ -340,6 +377,7 @@ class Netfront {
   std::optional<GrantedPage> rx_extents_page_;  // the extents table, granted read-only
 
   std::vector<KeptGrant> kept_;
+  std::optional<PendingRecall> recall_;
 };
 
 }  // namespace pvnet

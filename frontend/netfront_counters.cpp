@@ -26,6 +26,9 @@ void for_each_field(const NetfrontCounters& c, F&& f) {
   PVNET_FIELD(tx_dropped);
   PVNET_FIELD(tx_lost_backend_gone);
   PVNET_FIELD(reconnects);
+  PVNET_FIELD(recalls_sent);
+  PVNET_FIELD(recalls_answered);
+  PVNET_FIELD(recall_timeouts);
   PVNET_FIELD(rx_packets);
   PVNET_FIELD(rx_bytes);
   PVNET_FIELD(rx_gso_packets);

@@ -25,6 +25,9 @@ struct NetfrontCounters {
   uint64_t tx_dropped = 0;          // completed with NETIF_RSP_DROPPED (or torn down before a response)
   uint64_t tx_lost_backend_gone = 0;  // frames in flight when the backend died or restarted (never answered)
   uint64_t reconnects = 0;            // backend connections lost and started again (NetfrontConfig::reconnect)
+  uint64_t recalls_sent = 0;          // recall requests written (docs/protocol.md 8)
+  uint64_t recalls_answered = 0;      // ... that the backend confirmed in time
+  uint64_t recall_timeouts = 0;       // ... that it did not answer within the recall's timeout
   // RX (backend -> guest)
   uint64_t rx_packets = 0;
   uint64_t rx_bytes = 0;
