@@ -23,6 +23,7 @@
 #include "tools/child_process.hpp"
 #include "tools/command.hpp"
 #include "tools/guest_env.hpp"
+#include "tools/options.hpp"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -186,17 +187,7 @@ int cmd_xen_lab(int argc, char** argv) {
       ("pvnet", po::value(&o.pvnet), "the pvnet binary put into dom0 and the domUs (default this one)")
       ("quiet,q", po::bool_switch(&o.quiet), "no build messages");
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    po::notify(vm);
-  } catch (const std::exception& e) {
-    std::cerr << "pvnet xen-lab: " << e.what() << "\n" << desc;
-    return 2;
-  }
-  if (vm.count("help")) {
-    std::cout << desc;
-    return 0;
-  }
+  if (auto status = parse_options(argc, argv, desc, vm, "xen-lab")) return *status;
   if (list) {
     auto src = pvnet_source_dir();
     if (!src) {
