@@ -27,12 +27,16 @@ send_file() {
   timeout 90 nc "$1" "$2" </tmp/send.bin || { echo "nc to $1:$2 failed"; return 1; }
   sha_of /tmp/send.bin
 }
+# in_lab COMMAND...: runs COMMAND in dom0's namespace "lab" (the TAP's side); nsenter, as `ip netns exec` wants to
+# remount /sys.
+in_lab() { nsenter --net=/run/netns/lab sh -c ". /lab/lib.sh; . /lab/scenario.sh; $*" 2>&1; }
 ping3() { ping -c 3 -W 5 "$1" >/tmp/ping.out 2>&1; r=$?; tail -n1 /tmp/ping.out; return $r; }
 
 # in_domU DOMID COMMAND...: runs COMMAND in the domU's scenario shell; prints its output, returns its status.
 in_domU() {
   d=$1; shift
-  eval "n=\${lab_seq_$d:-0}"; eval "lab_seq_$d=$((n + 1))"
+  # The sequence number lives in a file: callers run this in $(...), a subshell.
+  n=$(cat /tmp/lab-seq-$d 2>/dev/null || echo 0); echo $((n + 1)) >/tmp/lab-seq-$d
   xenstore-write "/local/domain/$d/data/lab-cmd$n" "$*"
   wait_until "${LAB_T:-120}" has "/local/domain/$d/data/lab-rc$n" || { echo "no answer from domain $d to '$*'"; return 124; }
   lab_get "/local/domain/$d/data/lab-out$n"
@@ -83,9 +87,9 @@ dom0_main() {
 
   # A: domain 1 <-> dom0's TAP
   if out=$(in_domU 1 ping3 198.18.1.254); then pass "d1 -> dom0 ping: $out"; else fail "d1 -> dom0 ping: $out"; fi
-  if out=$(ip netns exec lab sh -c '. /lab/lib.sh; . /lab/scenario.sh; ping3 198.18.1.1'); then pass "dom0 -> d1 ping: $out"
+  if out=$(in_lab ping3 198.18.1.1); then pass "dom0 -> d1 ping: $out"
   else fail "dom0 -> d1 ping: $out"; fi
-  ip netns exec lab sh -c '. /lab/lib.sh; . /lab/scenario.sh; recv_start 5001 /tmp/up.bin'
+  in_lab recv_start 5001 /tmp/up.bin
   t0=$(uptime_s)
   sent=$(in_domU 1 send_file 198.18.1.254 5001 $MB)
   got=$(recv_sha /tmp/up.bin $MB)
@@ -93,7 +97,7 @@ dom0_main() {
     fail "d1 -> dom0: sent $sent, dom0 got $got"
   in_domU 1 recv_start 5002 /tmp/down.bin >/dev/null
   t0=$(uptime_s)
-  sent=$(ip netns exec lab sh -c ". /lab/lib.sh; . /lab/scenario.sh; send_file 198.18.1.1 5002 $MB")
+  sent=$(in_lab send_file 198.18.1.1 5002 $MB)
   got=$(in_domU 1 recv_sha /tmp/down.bin $MB)
   [ -n "$sent" ] && [ "$sent" = "$got" ] && pass "$MB MiB dom0 -> d1 (from $t0 to $(uptime_s) s), sha256 $got at both ends" ||
     fail "dom0 -> d1: sent $sent, d1 got $got"
@@ -111,7 +115,7 @@ dom0_main() {
   kill -USR2 "$be_B"
   sleep 1
 
-  for d in 1 2 3; do xenstore-write /local/domain/$d/data/lab-cmd$(eval "echo \${lab_seq_$d:-0}") exit; done
+  for d in 1 2 3; do xenstore-write /local/domain/$d/data/lab-cmd$(cat /tmp/lab-seq-$d 2>/dev/null || echo 0) exit; done
   for g in d1 d2 d3; do
     if line=$(domU_line $g "XENLAB frontend (exit|FAIL)" 30); then
       case "$line" in *"exit 0"*) pass "$g: ${line#*XENLAB }";; *) fail "$g: ${line#*XENLAB }";; esac
