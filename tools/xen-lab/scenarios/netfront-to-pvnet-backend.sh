@@ -69,6 +69,10 @@ dom0_main() {
   else fail "dom0 -> domU: the domU never reported what it got"; fi
   xenstore-write "$data/lab-done" 1
   kill -TERM $be_pid; wait $be_pid
+  # Teardown: the backend went Closed and, as the toolstack, removed both directories.
+  if xenstore-read "$be/state" >/dev/null 2>&1 || xenstore-read "$fe/state" >/dev/null 2>&1; then
+    fail "vif directories left after the backend stopped: be state $(lab_get "$be/state"), fe state $(lab_get "$fe/state")"
+  else pass "the backend removed the vif directories when it stopped"; fi
   while IFS= read -r l; do say "backend: $l"; done </tmp/backend.out
   say "backend json: $(tr -d '\n' </tmp/backend.json | tr -s ' ' | cut -c1-1500)"
   txb=$(json_num bytes_in) rxb=$(json_num rx_bytes)
