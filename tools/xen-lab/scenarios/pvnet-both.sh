@@ -18,13 +18,13 @@ size_is() { [ "$(wc -c <"$1" 2>/dev/null)" -ge "$2" ]; }
 recv_start() { (sleep 600 | nc -l -p "$1" >"$2" 2>/dev/null) >/dev/null 2>&1 & }
 # recv_sha FILE MB: waits until FILE holds MB MiB, prints their sha256.
 recv_sha() {
-  wait_until 90 size_is "$1" $(($2 << 20)) || { echo "only $(wc -c <"$1") bytes"; return 1; }
+  wait_until 240 size_is "$1" $(($2 << 20)) || { echo "only $(wc -c <"$1") bytes"; return 1; }
   head -c $(($2 << 20)) "$1" | sha256sum | cut -d' ' -f1
 }
 # send_file ADDR PORT MB: MB MiB of random bytes over TCP; prints their sha256.
 send_file() {
   dd if=/dev/urandom of=/tmp/send.bin bs=1048576 count="$3" 2>/dev/null
-  timeout 90 nc "$1" "$2" </tmp/send.bin || { echo "nc to $1:$2 failed"; return 1; }
+  timeout 240 nc "$1" "$2" </tmp/send.bin || { echo "nc to $1:$2 failed"; return 1; }
   sha_of /tmp/send.bin
 }
 # in_lab COMMAND...: runs COMMAND in dom0's namespace "lab" (the TAP's side); nsenter, as `ip netns exec` wants to
@@ -38,7 +38,7 @@ in_domU() {
   # The sequence number lives in a file: callers run this in $(...), a subshell.
   n=$(cat /tmp/lab-seq-$d 2>/dev/null || echo 0); echo $((n + 1)) >/tmp/lab-seq-$d
   xenstore-write "/local/domain/$d/data/lab-cmd$n" "$*"
-  wait_until "${LAB_T:-120}" has "/local/domain/$d/data/lab-rc$n" || { echo "no answer from domain $d to '$*'"; return 124; }
+  wait_until "${LAB_T:-260}" has "/local/domain/$d/data/lab-rc$n" || { echo "no answer from domain $d to '$*'"; return 124; }
   lab_get "/local/domain/$d/data/lab-out$n"
   return "$(lab_get "/local/domain/$d/data/lab-rc$n")"
 }
@@ -85,6 +85,19 @@ dom0_main() {
   done
   [ -n "$no_tap" ] && return
 
+  # B: VM-to-VM, the traffic window around the transfer
+  kill -USR1 "$be_B"
+  if out=$(in_domU 2 ping3 198.18.2.3); then pass "d2 -> d3 ping: $out"; else fail "d2 -> d3 ping: $out"; fi
+  if out=$(in_domU 3 ping3 198.18.2.2); then pass "d3 -> d2 ping: $out"; else fail "d3 -> d2 ping: $out"; fi
+  in_domU 3 recv_start 5003 /tmp/in.bin >/dev/null
+  t0=$(uptime_s)
+  sent=$(in_domU 2 send_file 198.18.2.3 5003 $MB)
+  got=$(in_domU 3 recv_sha /tmp/in.bin $MB)
+  [ -n "$sent" ] && [ "$sent" = "$got" ] && pass "$MB MiB d2 -> d3 (from $t0 to $(uptime_s) s), sha256 $got at both ends" ||
+    fail "d2 -> d3: sent $sent, d3 got $got"
+  kill -USR2 "$be_B"
+  sleep 1
+
   # A: domain 1 <-> dom0's TAP
   if out=$(in_domU 1 ping3 198.18.1.254); then pass "d1 -> dom0 ping: $out"; else fail "d1 -> dom0 ping: $out"; fi
   if out=$(in_lab ping3 198.18.1.1); then pass "dom0 -> d1 ping: $out"
@@ -101,19 +114,6 @@ dom0_main() {
   got=$(in_domU 1 recv_sha /tmp/down.bin $MB)
   [ -n "$sent" ] && [ "$sent" = "$got" ] && pass "$MB MiB dom0 -> d1 (from $t0 to $(uptime_s) s), sha256 $got at both ends" ||
     fail "dom0 -> d1: sent $sent, d1 got $got"
-
-  # B: VM-to-VM, the traffic window around the transfer
-  kill -USR1 "$be_B"
-  if out=$(in_domU 2 ping3 198.18.2.3); then pass "d2 -> d3 ping: $out"; else fail "d2 -> d3 ping: $out"; fi
-  if out=$(in_domU 3 ping3 198.18.2.2); then pass "d3 -> d2 ping: $out"; else fail "d3 -> d2 ping: $out"; fi
-  in_domU 3 recv_start 5003 /tmp/in.bin >/dev/null
-  t0=$(uptime_s)
-  sent=$(in_domU 2 send_file 198.18.2.3 5003 $MB)
-  got=$(in_domU 3 recv_sha /tmp/in.bin $MB)
-  [ -n "$sent" ] && [ "$sent" = "$got" ] && pass "$MB MiB d2 -> d3 (from $t0 to $(uptime_s) s), sha256 $got at both ends" ||
-    fail "d2 -> d3: sent $sent, d3 got $got"
-  kill -USR2 "$be_B"
-  sleep 1
 
   for d in 1 2 3; do xenstore-write /local/domain/$d/data/lab-cmd$(cat /tmp/lab-seq-$d 2>/dev/null || echo 0) exit; done
   for g in d1 d2 d3; do
