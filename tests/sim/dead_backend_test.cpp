@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <mutex>
 #include <thread>
 
 #include "grant-sim/lazy_window.hpp"
@@ -28,10 +29,11 @@ int wait_child(pid_t pid) {
 
 TEST(DeadBackend, SigkilledDom0ClientHasItsPinsReleasedAndItsBackendStateClosed) {
   const std::string path = "/tmp/pvnet-deadbe-" + std::to_string(::getpid()) + ".sock";
-  auto hv = SimHypervisor::create().value();
-  auto server = SimServer::listen(path, *hv).value();
+  // Declared before the server: its destructor drops the last clients and reports them here.
   std::vector<SimServer::ClientGone> gone;
   std::mutex mu;
+  auto hv = SimHypervisor::create().value();
+  auto server = SimServer::listen(path, *hv).value();
   server->on_client_gone([&](const SimServer::ClientGone& g) {
     std::lock_guard lk(mu);
     gone.push_back(g);
