@@ -3,6 +3,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <iostream>
 #include <set>
@@ -19,7 +20,8 @@ Result<std::unique_ptr<Backend>> Backend::create(Platform& dom0, BackendOptions 
 }
 
 Backend::Backend(Platform& dom0, BackendOptions options, std::unique_ptr<PayloadPolicy> payload)
-    : dom0_(dom0), options_(options), payload_(std::move(payload)), default_sink_(std::make_shared<NullSink>()) {
+    : dom0_(dom0), options_(options), payload_(std::move(payload)), default_sink_(std::make_shared<NullSink>()),
+      tx_scratch_(std::make_unique<TxScratch>()) {
   timer_fd_ = ::timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 }
 
@@ -114,6 +116,36 @@ std::vector<int> Backend::fds() const {
 }
 
 size_t Backend::poll() {
+  // The housekeeping (event channel ports, the timer, store watches, the RX stall clock) costs system calls: it
+  // runs first in a poll that follows an idle one (the caller may have slept: whatever woke it is looked at
+  // before the rings), and every kHousekeepingEvery polls while the data path stays busy (a busy vif must not
+  // delay a watch or a stall for long, but a busy-polling backend must not pay three system calls a poll).
+  size_t work = 0;
+  if (last_poll_idle_ || ++polls_since_housekeeping_ >= kHousekeepingEvery) work += housekeeping();
+  for (auto& [id, vif] : vifs_) work += ctrl_action(*vif);
+  work += tx_action();
+  work += rx_action();
+  payload_->end_poll();
+  std::vector<Sink*>& sinks = tx_scratch_->sinks;
+  sinks.clear();
+  for (auto& [id, vif] : vifs_)
+    if (std::find(sinks.begin(), sinks.end(), vif->opts.sink.get()) == sinks.end()) sinks.push_back(vif->opts.sink.get());
+  for (Sink* s : sinks) s->end_poll();
+  work += publish_tx_responses();
+  // After the RX phase (a queue that just moved is not stalled), when housekeeping ran or the caller may sleep
+  // next (an idle poll): the timer must then be armed for whatever no event will announce (credit, stalls).
+  if (check_stalls_ || work == 0) {
+    check_stalls_ = false;
+    check_rx_stalls();
+    work += publish_tx_responses();  // a stalled queue was dropped: its senders are answered now
+    arm_timer();
+  }
+  last_poll_idle_ = work == 0;
+  return work;
+}
+
+size_t Backend::housekeeping() {
+  polls_since_housekeeping_ = 0;
   // Every vif is looked at on every poll, so an event only has to wake us: drain and re-enable the ports.
   EventChannel& ev = dom0_.evtchn();
   for (Port p : ev.pending()) ev.unmask(p);
@@ -122,19 +154,8 @@ size_t Backend::poll() {
     while (::read(timer_fd_, &expirations, sizeof(expirations)) > 0) {
     }
   }
-
-  size_t work = process_watches();
-  for (auto& [id, vif] : vifs_) work += ctrl_action(*vif);
-  work += tx_action();
-  work += rx_action();
-  check_rx_stalls();
-  payload_->end_poll();
-  std::set<Sink*> sinks;
-  for (auto& [id, vif] : vifs_) sinks.insert(vif->opts.sink.get());
-  for (Sink* s : sinks) s->end_poll();
-  work += publish_tx_responses();
-  arm_timer();
-  return work;
+  check_stalls_ = true;
+  return process_watches();
 }
 
 // Linux's rx_drain_timeout: a guest that leaves frames queued without posting buffers must not hold dom0's memory
@@ -418,7 +439,7 @@ Result<void> Backend::connect(Vif& vif) {
   vif.connected = true;
   vif.disabled = false;
   vif.inflight = 0;
-  vif.inflight_ids.clear();
+  vif.inflight_ids.reset();
   vif.credit_stalled = false;
   vif.rx_stalled = false;
   vif.rx_progress = std::chrono::steady_clock::now();
@@ -498,25 +519,25 @@ uint32_t Backend::kept_pages_of(DomId dom) const {
 // ---- TX completion ---------------------------------------------------------------------------------------------
 
 // The answers for one packet go to its vif's shadow list; publish_tx_responses() pushes them once per poll.
-void Backend::complete_tx(const TxCompletion& c, int16_t status, const std::string& drop_reason) {
-  Vif* vif = find(c.src);
-  if (!vif || !vif->connected || vif->generation != c.generation) return;  // that ring is gone
+void Backend::complete_tx(const TxCompletion& c, int16_t status, std::string_view drop_reason) {
+  if (Vif* vif = find(c.src)) complete_tx(*vif, c, status, drop_reason);
+}
+
+void Backend::complete_tx(Vif& vif, const TxCompletion& c, int16_t status, std::string_view drop_reason) {
+  if (!vif.connected || vif.generation != c.generation) return;  // that ring is gone
   if (c.tracked) {
-    if (vif->inflight != 0) --vif->inflight;
-    for (const auto& s : c.slots) {
-      if (s.extra) continue;
-      auto it = vif->inflight_ids.find(s.id);
-      if (it != vif->inflight_ids.end() && --it->second == 0) vif->inflight_ids.erase(it);
-    }
+    if (vif.inflight != 0) --vif.inflight;
+    for (const auto& s : c.slots)
+      if (!s.extra) vif.inflight_ids.reset(s.id);
   }
   if (status == netif::rsp::okay) {
-    ++vif->counters.packets_out;
-    vif->counters.bytes_out += c.len;
+    ++vif.counters.packets_out;
+    vif.counters.bytes_out += c.len;
   } else if (!drop_reason.empty()) {
-    vif->counters.dropped[drop_reason]++;
+    vif.counters.dropped[std::string(drop_reason)]++;
   }
   for (const auto& s : c.slots)
-    vif->tx_shadow.push_back(netif::TxResponse{s.id, s.extra ? netif::rsp::null : status});
+    vif.tx_shadow.push_back(netif::TxResponse{s.id, s.extra ? netif::rsp::null : status});
 }
 
 size_t Backend::publish_tx_responses() {

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "backend/counters.hpp"
@@ -114,10 +115,12 @@ class Backend {
   void disconnect(Vif& vif, const char* why);
   void fatal_tx_err(Vif& vif, const std::string& reason);
   size_t ctrl_action(Vif& vif);
+  size_t housekeeping();
   size_t tx_action();
   size_t rx_action();
   size_t publish_tx_responses();
-  void complete_tx(const TxCompletion& c, int16_t status, const std::string& drop_reason);
+  void complete_tx(const TxCompletion& c, int16_t status, std::string_view drop_reason);
+  void complete_tx(Vif& vif, const TxCompletion& c, int16_t status, std::string_view drop_reason);
   void drop_rx_queue(Vif& vif, const char* reason);
   void handle_recall(Vif& vif);  // backend/recall.cpp: docs/protocol.md "Recall"
   void check_rx_stalls();
@@ -132,6 +135,12 @@ class Backend {
   uint32_t next_vif_ = 1;
   BackendCounters removed_;  // counters of vifs already removed, kept in the total
   int timer_fd_ = -1;        // timerfd: credit refills and RX stall deadlines
+  struct TxScratch;          // backend/vif.hpp: tx_action's per-poll buffers, reused so a poll allocates nothing
+  std::unique_ptr<TxScratch> tx_scratch_;
+  static constexpr uint32_t kHousekeepingEvery = 64;
+  uint32_t polls_since_housekeeping_ = 0;
+  bool last_poll_idle_ = true;
+  bool check_stalls_ = false;  // housekeeping ran: check RX stalls and re-arm the timer at the end of the poll
 };
 
 }  // namespace pvnet

@@ -8,6 +8,8 @@
 #include <type_traits>
 #include <vector>
 
+#include <boost/container/static_vector.hpp>
+
 #include "shared-ring/ids.hpp"
 #include "shared-ring/netif.hpp"
 #include "shared-ring/packet_headers.hpp"
@@ -53,12 +55,24 @@ struct TxResponseSlot {
 
 // Who to answer once a packet that a sink held (vif sink) is done: the source vif, as it was when the packet was
 // taken (a reconnect bumps the generation, so a stale completion is dropped instead of answering a new ring).
+// Most slots one packet can have: the first request, one of each extra-info type, and the pieces below netback's
+// fatal_skb_slots (20): a longer chain disables the vif before a completion exists.
+inline constexpr uint32_t kTxFatalSlots = 20;
+inline constexpr uint32_t kTxMaxPacketSlots = 1 + (netif::extra_type::max - 1) + (kTxFatalSlots - 1);
+
 struct TxCompletion {
   VifId src;
   uint64_t generation = 0;
-  std::vector<TxResponseSlot> slots;
+  boost::container::static_vector<TxResponseSlot, kTxMaxPacketSlots> slots;  // inline: no allocation per packet
   uint32_t len = 0;  // the packet's length, for bytes_out
   bool tracked = false;  // counted in the source vif's in-flight packets and ids (released when answered)
+
+  // static_vector of trivially copyable slots cannot throw on move; boost does not say so, RxFrame needs it.
+  TxCompletion() = default;
+  TxCompletion(const TxCompletion&) = default;
+  TxCompletion(TxCompletion&&) noexcept = default;
+  TxCompletion& operator=(const TxCompletion&) = default;
+  TxCompletion& operator=(TxCompletion&&) noexcept = default;
 };
 
 struct TxPacket {

@@ -7,6 +7,7 @@
 #include <array>
 #include <chrono>
 #include <cstring>
+#include <span>
 #include <string>
 
 #include "backend/vif.hpp"
@@ -18,23 +19,16 @@ namespace {
 // Linux xen-netback: a packet of more than XEN_NETBK_LEGACY_SLOTS_MAX (= XEN_NETIF_NR_SLOTS_MIN) slots is dropped
 // with an error; one of fatal_skb_slots (20) or more is a protocol violation.
 constexpr uint32_t kMaxSlotsPerPacket = netif::kNrSlotsMin;
-constexpr uint32_t kFatalSlots = 20;
-
-struct Built {
-  Backend::Vif* vif = nullptr;
-  TxPacket pkt;
-  size_t copy_op = SIZE_MAX;  // plain netif: index of its header copy in this poll's batch
-  int16_t drop_status = 0;    // != 0: answer with it (odd but legal packet), reason in drop_reason
-  std::string drop_reason;
-};
+constexpr uint32_t kFatalSlots = kTxFatalSlots;
 
 enum class Chain { ok, incomplete, fatal };
 
 }  // namespace
 
 size_t Backend::tx_action() {
-  std::vector<Built> built;
-  TxBatch batch;
+  TxScratch& scratch = *tx_scratch_;
+  scratch.reset();
+  TxBatch& batch = scratch.batch;
   std::vector<CopyOp>& copies = batch.copies;
   const PayloadPolicyTraits traits = payload_->traits();
   size_t work = 0;
@@ -72,7 +66,7 @@ size_t Backend::tx_action() {
       uint32_t idx = 0;
       const netif::TxRequest first = ring.copy_request(cons + idx++);
       std::array<netif::ExtraInfo, netif::extra_type::max> extras{};  // indexed by type - 1
-      std::vector<TxResponseSlot> extra_slots;
+      uint32_t n_extras = 0;
       if (first.flags & netif::txf::extra_info) {
         for (;;) {
           if (idx >= avail) { chain = Chain::incomplete; break; }
@@ -80,7 +74,7 @@ size_t Backend::tx_action() {
           netif::ExtraInfo extra;
           static_assert(sizeof(extra) <= sizeof(raw));
           std::memcpy(&extra, &raw, sizeof(extra));
-          extra_slots.push_back(TxResponseSlot{0, true});
+          ++n_extras;
           if (extra.type == netif::extra_type::none || extra.type >= netif::extra_type::max) {
             chain = Chain::fatal;
             why = "Invalid extra type: " + std::to_string(extra.type);
@@ -95,18 +89,20 @@ size_t Backend::tx_action() {
           if (!(extra.flags & netif::extra_flag::more)) break;
         }
       }
-      std::vector<netif::TxRequest> pieces;
+      std::array<netif::TxRequest, kFatalSlots - 1> pieces_buf;
+      uint32_t n_pieces = 0;
       uint16_t flags = first.flags;
       while (chain == Chain::ok && (flags & netif::txf::more_data)) {
-        if (1 + pieces.size() >= kFatalSlots) {
+        if (1 + n_pieces >= kFatalSlots) {
           chain = Chain::fatal;
           why = "Too many slots (" + std::to_string(kFatalSlots) + " or more) in one packet";
           break;
         }
         if (idx >= avail) { chain = Chain::incomplete; break; }
-        pieces.push_back(ring.copy_request(cons + idx++));
-        flags = pieces.back().flags;
+        pieces_buf[n_pieces] = ring.copy_request(cons + idx++);
+        flags = pieces_buf[n_pieces++].flags;
       }
+      const std::span<const netif::TxRequest> pieces(pieces_buf.data(), n_pieces);
       if (chain == Chain::incomplete) {
         // A packet's requests are published together (netfront pushes whole packets); a chain that runs past
         // req_prod is what Linux reports as "Missing extra info" / "Asked for N slots but exceeds this limit".
@@ -172,7 +168,7 @@ size_t Backend::tx_action() {
       ring.advance_req_cons(idx);
       vif.counters.tx_requests += idx;
       work += idx;
-      Built b;
+      TxBuilt& b = scratch.next();
       b.vif = &vif;
       TxPacket& pkt = b.pkt;
       pkt.src = vif.id;
@@ -186,25 +182,32 @@ size_t Backend::tx_action() {
       c.generation = vif.generation;
       c.len = first.size;
       c.slots.push_back(TxResponseSlot{first.id, false});
-      c.slots.insert(c.slots.end(), extra_slots.begin(), extra_slots.end());
+      for (uint32_t i = 0; i < n_extras; ++i) c.slots.push_back(TxResponseSlot{0, true});
       for (const auto& p : pieces) c.slots.push_back(TxResponseSlot{p.id, false});
       ++vif.counters.packets_in;
       vif.counters.bytes_in += first.size;
 
       // netif.h leaves ids to the frontend; one still in flight here would make its two answers ambiguous to the
       // guest. Odd, not fatal: dropped with an error (the guest only confuses itself), counted.
+      // The bitset holds every id in flight, this packet's included as they are checked: a repeat within the packet
+      // or of an older packet's id is found in one pass; on a repeat, this packet's ids are taken out again.
       bool dup_id = false;
-      for (size_t i = 0; i < c.slots.size() && !dup_id; ++i) {
-        if (c.slots[i].extra) continue;
-        if (vif.inflight_ids.count(c.slots[i].id)) dup_id = true;
-        for (size_t k = 0; k < i && !dup_id; ++k)
-          dup_id = !c.slots[k].extra && c.slots[k].id == c.slots[i].id;
+      size_t checked_slots = 0;
+      for (; checked_slots < c.slots.size(); ++checked_slots) {
+        const TxResponseSlot& s = c.slots[checked_slots];
+        if (s.extra) continue;
+        if (vif.inflight_ids.test(s.id)) {
+          dup_id = true;
+          break;
+        }
+        vif.inflight_ids.set(s.id);
       }
-      if (!dup_id) {
+      if (dup_id) {
+        for (size_t i = 0; i < checked_slots; ++i)
+          if (!c.slots[i].extra) vif.inflight_ids.reset(c.slots[i].id);
+      } else {
         c.tracked = true;
         ++vif.inflight;
-        for (const auto& s : c.slots)
-          if (!s.extra) ++vif.inflight_ids[s.id];
       }
 
       if (dup_id) {
@@ -246,7 +249,6 @@ size_t Backend::tx_action() {
       }
       for (const auto& p : pieces)
         if (p.size != 0) pkt.frags.push_back(TxFrag{vif.fe_dom, p.gref, p.offset, p.size});
-      built.push_back(std::move(b));
     }
 
     if (stalled) ++vif.counters.tx_backpressure_stalls;
@@ -259,6 +261,7 @@ size_t Backend::tx_action() {
   }
 
   // The policy's payload operations join the poll's batches (the headers' grant copies are already in).
+  const std::span<TxBuilt> built(scratch.built.data(), scratch.used);
   for (auto& b : built)
     if (b.drop_status == 0) payload_->prepare(b.pkt, b.vif->opts.sink->reads_payload(), batch);
   // One map and one grant copy for the whole poll.
@@ -310,14 +313,14 @@ size_t Backend::tx_action() {
       }
     }
     if (b.drop_status != 0) {
-      complete_tx(pkt.completion, b.drop_status, b.drop_reason);
+      complete_tx(vif, pkt.completion, b.drop_status, b.drop_reason);
       continue;
     }
     if (pkt.gso.present()) ++vif.counters.tx_gso_packets;
     vif.counters.tx_frags += pkt.frags.size();
-    TxCompletion completion = pkt.completion;  // a sink that holds the packet moves it away
+    // On done the sink left the packet (its completion) here; on held it moved it away and answers later.
     SinkResult r = vif.opts.sink->consume(pkt, *payload_, vif.counters);
-    if (r.kind == SinkResult::Kind::done) complete_tx(completion, r.status, r.drop_reason);
+    if (r.kind == SinkResult::Kind::done) complete_tx(vif, pkt.completion, r.status, r.drop_reason);
   }
   return work;
 }

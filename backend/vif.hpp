@@ -2,6 +2,7 @@
 // event channels it mapped and bound on connect, the kept header-slot mappings, the RX queue, the TX shadow
 // responses, counters. Internal to backend/*.cpp.
 #pragma once
+#include <bitset>
 #include <chrono>
 #include <deque>
 #include <optional>
@@ -10,6 +11,8 @@
 #include <vector>
 
 #include "backend/backend.hpp"
+#include "backend/payload_policy.hpp"
+#include "backend/tx_packet.hpp"
 #include "backend/rx_extents.hpp"
 #include "shared-ring/netif.hpp"
 
@@ -78,11 +81,55 @@ struct Backend::Vif {
   CreditBucket credit;                             // TX credit scheduler
   bool credit_stalled = false;                     // stopped by credit this poll: the timer resumes it
   uint32_t inflight = 0;                           // TX packets taken and not yet answered
-  std::unordered_map<uint16_t, uint32_t> inflight_ids;  // their request ids (a reused id is odd: dropped)
+  std::bitset<1u << 16> inflight_ids;              // their request ids (a reused id is odd: dropped)
   std::string recall_seen;                         // the last recall request handled
   std::vector<netif::TxResponse> tx_shadow;        // answers waiting for this poll's single push
 
   BackendCounters counters;
+};
+
+// One packet tx_action took off a ring this poll, on its way to the sink (xenvif_tx_build_gops' pending entry).
+struct TxBuilt {
+  Backend::Vif* vif = nullptr;
+  TxPacket pkt;
+  size_t copy_op = SIZE_MAX;       // plain netif: index of its header copy in this poll's batch
+  int16_t drop_status = 0;         // != 0: answer with it (odd but legal packet), reason in drop_reason
+  const char* drop_reason = "";
+};
+
+// tx_action's buffers, kept across polls: a packet's vectors keep their capacity from one poll to the next (a
+// sink that holds a packet takes them along), so the steady state allocates nothing per packet.
+struct Backend::TxScratch {
+  std::vector<TxBuilt> built;
+  size_t used = 0;
+  TxBatch batch;
+  std::vector<Sink*> sinks;  // poll(): the distinct sinks, for end_poll
+
+  TxBuilt& next() {
+    if (used == built.size()) built.emplace_back();
+    TxBuilt& b = built[used++];
+    b.vif = nullptr;
+    b.copy_op = SIZE_MAX;
+    b.drop_status = 0;
+    b.drop_reason = "";
+    TxPacket& p = b.pkt;
+    p.header.clear();
+    p.frags.clear();
+    p.payload_copy.clear();
+    p.completion.slots.clear();
+    p.completion.tracked = false;
+    p.hdr = HeaderInfo{};
+    p.gso = GsoInfo{};
+    p.tx_flags = 0;
+    p.header_slot = false;
+    p.header_from_frag0 = 0;
+    return b;
+  }
+  void reset() {
+    used = 0;
+    batch.copies.clear();
+    batch.maps.clear();
+  }
 };
 
 }  // namespace pvnet

@@ -22,7 +22,7 @@ SinkResult VifSink::consume(TxPacket& pkt, PayloadPolicy& payload, BackendCounte
   f.frags = std::move(pkt.frags);
   f.payload_copy = std::move(pkt.payload_copy);  // a policy that copied the payload (copy): sent from dom0 memory
   f.has_completion = true;
-  f.completion = std::move(pkt.completion);
+  f.completion = pkt.completion;  // copied (inline, small): a refused frame is answered from pkt.completion
   if (auto ok = backend_.queue_rx(dst_, std::move(f)); !ok) {
     const int code = ok.error().code;
     return SinkResult::drop(netif::rsp::dropped, code == EPIPE     ? "dest_rx_stalled"
