@@ -18,7 +18,7 @@ constexpr uint8_t VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
 constexpr uint8_t VIRTIO_NET_HDR_GSO_TCPV4 = 1;
 constexpr uint8_t VIRTIO_NET_HDR_GSO_TCPV6 = 4;
 
-constexpr size_t kVnetHdr = sizeof(VirtioNetHdr);
+constexpr size_t kVnetHdr = sizeof(TapVnetHdr);
 constexpr size_t kMaxTapFrame = 65536;  // a GSO super-frame towards the host; the TAP gives us at most its MTU
 
 // setns into the namespace for the TUNSETIFF only, then back: the fd stays bound to the device's namespace.
@@ -60,9 +60,9 @@ Result<UniqueFd> open_vnet_tap(const std::string& netns_path, const std::string&
   return fd;
 }
 
-std::optional<VirtioNetHdr> vnet_hdr_for(const HeaderInfo& h, bool csum_blank, uint8_t netif_gso_type,
+std::optional<TapVnetHdr> vnet_hdr_for(const HeaderInfo& h, bool csum_blank, uint8_t netif_gso_type,
                                          uint16_t gso_size) {
-  VirtioNetHdr vh{};
+  TapVnetHdr vh{};
   const bool gso = netif_gso_type != netif::gso_type::none;
   if ((csum_blank || gso) && (h.is_tcp() || h.is_udp())) {
     vh.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;

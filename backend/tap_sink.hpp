@@ -25,8 +25,9 @@
 namespace pvnet {
 
 // struct virtio_net_hdr (virtio 1.x 5.1.6; linux/virtio_net.h cannot be included from C++: a member is named
-// `class`). Little-endian fields: a TAP with the default vnet-hdr byte order on x86.
-struct VirtioNetHdr {
+// `class`). Little-endian fields: a TAP with the default vnet-hdr byte order on x86. Not named VirtioNetHdr:
+// frontend/vhost_net_bridge.hpp has one (12 bytes, with num_buffers), and two such types would break the ODR.
+struct TapVnetHdr {
   uint8_t flags = 0;
   uint8_t gso_type = 0;
   uint16_t hdr_len = 0;
@@ -34,9 +35,9 @@ struct VirtioNetHdr {
   uint16_t csum_start = 0;
   uint16_t csum_offset = 0;
 };
-static_assert(sizeof(VirtioNetHdr) == 10);
+static_assert(sizeof(TapVnetHdr) == 10);
 
-// A TAP that speaks VirtioNetHdr (IFF_VNET_HDR) with no offloads towards the reader (MTU-sized frames, complete
+// A TAP that speaks TapVnetHdr (IFF_VNET_HDR) with no offloads towards the reader (MTU-sized frames, complete
 // checksums), non-blocking, made in the network namespace at `netns_path` (/run/netns/NAME; empty: ours). The
 // TAP sink and `pvnet frontend --tap` (tools/tap_frontend.*) both open theirs here.
 Result<UniqueFd> open_vnet_tap(const std::string& netns_path, const std::string& ifname);
@@ -44,7 +45,7 @@ Result<UniqueFd> open_vnet_tap(const std::string& netns_path, const std::string&
 // The header that hands a frame to the kernel: a partial checksum (netif csum_blank: the guest left the
 // pseudo-header sum in the L4 checksum field) is CHECKSUM_PARTIAL, GSO always needs it. nullopt: GSO of a frame
 // that is not TCP (netif carries only TCP GSO).
-std::optional<VirtioNetHdr> vnet_hdr_for(const HeaderInfo& h, bool csum_blank, uint8_t netif_gso_type,
+std::optional<TapVnetHdr> vnet_hdr_for(const HeaderInfo& h, bool csum_blank, uint8_t netif_gso_type,
                                          uint16_t gso_size);
 
 class TapSink final : public Sink {

@@ -17,7 +17,7 @@
 namespace pvnet::tools {
 namespace {
 
-constexpr size_t kVnetHdr = sizeof(VirtioNetHdr);
+constexpr size_t kVnetHdr = sizeof(TapVnetHdr);
 constexpr uint32_t kEthHdr = 14;
 constexpr uint32_t kMaxNetifPacket = 0xFFFF;  // netif_tx_request.size is 16 bits
 
@@ -101,7 +101,7 @@ void TapFrontend::on_rx(ReceivedFrame&& f) {
     c_.dropped["rx_gso_not_tcp"]++;
     return;
   }
-  iovec iov[2] = {{const_cast<VirtioNetHdr*>(&*vh), kVnetHdr}, {f.data.data(), f.data.size()}};
+  iovec iov[2] = {{const_cast<TapVnetHdr*>(&*vh), kVnetHdr}, {f.data.data(), f.data.size()}};
   ssize_t n = ::writev(fd_.get(), iov, 2);
   if (n < 0) {
     // The kernel refused the frame (its backlog full, or a header it does not accept): the stack retransmits.
