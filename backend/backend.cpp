@@ -34,6 +34,11 @@ Backend::~Backend() {
   payload_->end_poll();
 }
 
+uint32_t Backend::tx_ring_page_order_offered(const Vif& vif) const {
+  if (!dom0_.mapper().can_map_contiguous()) return 0;
+  return std::min(vif.opts.max_tx_ring_page_order, netif::kTxRingPageOrderMax);
+}
+
 // Header slots need the control ring (registration) and a policy that models a backend with the extension; a
 // frontend that asks anyway when they are not offered gets plain netif, as from a backend that never heard of them.
 bool Backend::offers_header_slots(const Vif& vif) const {
@@ -77,6 +82,7 @@ Result<VifId> Backend::add_vif(DomId frontend, uint32_t handle, VifOptions optio
       {"feature-ctrl-ring", vif->opts.offer_ctrl_ring ? "1" : "0"},
       {netif::key::feature_header_slots, offers_header_slots(*vif) ? "1" : "0"},
       {netif::key::feature_rx_extents, "1"},
+      {netif::key::max_tx_ring_page_order, std::to_string(tx_ring_page_order_offered(*vif))},
       {"mtu", std::to_string(vif->opts.mtu)},
   };
   for (const auto& [key, value] : features)
@@ -301,9 +307,28 @@ Result<void> Backend::connect(Vif& vif) {
   };
   auto flag = [&](const char* key) { return read_u32(key).value_or(0) == 1; };
 
-  auto tx_ref = read_u32("tx-ring-ref");
+  // The TX ring: tx-ring-ref, or with tx-ring-page-order N (docs/protocol.md 9) tx-ring-ref0 .. 2^N - 1.
+  std::vector<uint32_t> tx_refs;
+  uint32_t tx_order = 0;
+  if (store.read_opt(fe + "/" + netif::key::tx_ring_page_order)) {
+    auto o = read_u32(netif::key::tx_ring_page_order);
+    if (!o || *o > tx_ring_page_order_offered(vif))
+      return make_error(EINVAL, fe + "/tx-ring-page-order is not a number from 0 to the offered " +
+                                    std::to_string(tx_ring_page_order_offered(vif)));
+    tx_order = *o;
+  }
+  if (tx_order == 0) {
+    auto r = read_u32("tx-ring-ref");
+    if (r) tx_refs.push_back(*r);
+  } else {
+    for (uint32_t i = 0; i < (1u << tx_order); ++i) {
+      auto r = read_u32(("tx-ring-ref" + std::to_string(i)).c_str());
+      if (!r) return make_error(EINVAL, "reading " + fe + "/tx-ring-ref" + std::to_string(i));
+      tx_refs.push_back(*r);
+    }
+  }
   auto rx_ref = read_u32("rx-ring-ref");
-  if (!tx_ref || !rx_ref) return make_error(EINVAL, "reading " + fe + "/tx-ring-ref and rx-ring-ref");
+  if (tx_refs.empty() || !rx_ref) return make_error(EINVAL, "reading " + fe + "/tx-ring-ref and rx-ring-ref");
   auto evtchn = read_u32("event-channel");
   auto evtchn_tx = read_u32("event-channel-tx");
   auto evtchn_rx = read_u32("event-channel-rx");
@@ -347,13 +372,32 @@ Result<void> Backend::connect(Vif& vif) {
     }
   }
 
-  // Map the rings in one batch; all or nothing.
-  std::vector<MapOp> ops;
-  for (uint32_t ref : {*tx_ref, *rx_ref}) ops.push_back(map_op(vif.fe_dom, GrantRef{ref}, false));
+  // Map the rings in one batch; all or nothing. A TX ring of several pages is mapped first, contiguously.
+  std::vector<MapOp> tx_ops;
+  if (tx_refs.size() > 1) {
+    for (uint32_t ref : tx_refs) tx_ops.push_back(map_op(vif.fe_dom, GrantRef{ref}, false));
+    dom0_.mapper().map_contiguous(tx_ops);
+    for (const auto& op : tx_ops)
+      if (op.status != GntSt::okay) {
+        std::vector<UnmapOp> undo_tx;
+        for (const auto& t : tx_ops)
+          if (t.status == GntSt::okay) undo_tx.push_back(unmap_op(t.handle));
+        if (!undo_tx.empty()) dom0_.mapper().unmap(undo_tx);
+        return make_error(EINVAL, "mapping the " + std::to_string(tx_refs.size()) + "-page TX ring of " + fe +
+                                      " failed");
+      }
+  }
+  std::vector<MapOp> ops;  // [0] the one-page TX ring (else unused), [1] RX, [2] ctrl, then the extents table
+  ops.push_back(map_op(vif.fe_dom, GrantRef{tx_refs[0]}, false));
+  ops.push_back(map_op(vif.fe_dom, GrantRef{*rx_ref}, false));
   if (ctrl_ref) ops.push_back(map_op(vif.fe_dom, GrantRef{*ctrl_ref}, false));
   const size_t extents_op = ops.size();
   if (extents_ref) ops.push_back(map_op(vif.fe_dom, GrantRef{*extents_ref}, true));
+  if (!tx_ops.empty()) ops.erase(ops.begin());  // mapped above: keep the indices with a copy of its first page
   dom0_.mapper().map(ops);
+  if (!tx_ops.empty()) ops.insert(ops.begin(), tx_ops.begin(), tx_ops.end());
+  // ops is now: the TX ring's pages, RX, ctrl, extents.
+  const size_t n_tx = tx_ops.empty() ? 1 : tx_ops.size();
   std::vector<UnmapOp> undo;
   bool all_ok = true;
   for (const auto& op : ops) {
@@ -368,8 +412,8 @@ Result<void> Backend::connect(Vif& vif) {
     return make_error(EINVAL, "mapping the rings of " + fe + " failed");
   }
   auto page = [](const MapOp& op) { return std::span<std::byte>(op.addr, kPageSize); };
-  auto tx = netif::TxBackRing::attach(page(ops[0]));
-  auto rx = netif::RxBackRing::attach(page(ops[1]));
+  auto tx = netif::TxBackRing::attach(std::span<std::byte>(ops[0].addr, n_tx * kPageSize));
+  auto rx = netif::RxBackRing::attach(page(ops[n_tx]));
   if (!tx || !rx) {
     unmap_all();
     return make_error(EINVAL, "ring attach failed");
@@ -404,7 +448,7 @@ Result<void> Backend::connect(Vif& vif) {
   vif.tx.emplace(std::move(tx).value());
   vif.rx.emplace(std::move(rx).value());
   if (ctrl_ref) {
-    auto ctrl = netif::CtrlBackRing::attach(page(ops[2]));
+    auto ctrl = netif::CtrlBackRing::attach(page(ops[n_tx + 1]));
     if (!ctrl) {
       unbind_all();
       unmap_all();
@@ -430,7 +474,7 @@ Result<void> Backend::connect(Vif& vif) {
   vif.rx_ext.reset();
   if (extents_ref) {
     vif.rx_ext.active = true;
-    vif.rx_ext.table = ops[extents_op].addr;
+    vif.rx_ext.table = ops[extents_op + n_tx - 1].addr;
     vif.rx_ext.headroom = static_cast<uint16_t>(extent_headroom);
   }
   vif.fe_sg = flag("feature-sg");

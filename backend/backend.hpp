@@ -43,6 +43,9 @@ struct VifOptions {
   uint32_t mtu = 1500;          // largest non-GSO L3 payload forwarded; longer frames are dropped (over_mtu)
   bool offer_header_slots = true;  // feature-header-slots
   bool offer_ctrl_ring = true;     // feature-ctrl-ring
+  // max-tx-ring-page-order (docs/protocol.md 9), offered only where dom0 can map pages contiguously (the
+  // simulator; not the Xen mapper yet): 0 = one page, as every netback.
+  uint32_t max_tx_ring_page_order = netif::kTxRingPageOrderMax;
   std::shared_ptr<Sink> sink;      // where this vif's TX packets go; a NullSink if empty
   size_t rx_queue_max = 256;       // frames held for this vif's RX before senders are held back
   // Bytes held for this vif's RX (XSA-392: a guest that never posts RX buffers must not make dom0 hold an
@@ -109,6 +112,7 @@ class Backend {
 
   Vif* find(VifId id) const;
   bool offers_header_slots(const Vif& vif) const;
+  uint32_t tx_ring_page_order_offered(const Vif& vif) const;
   size_t process_watches();
   void frontend_changed(Vif& vif);
   Result<void> connect(Vif& vif);

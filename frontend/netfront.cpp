@@ -2,6 +2,8 @@
 // bookkeeping every path shares. TX is in tx_path.cpp, RX in rx_path.cpp.
 #include "frontend/netfront.hpp"
 
+#include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -44,9 +46,10 @@ constexpr const char* kSelfWatchToken = "netfront-own-state";
 Netfront::Netfront(Platform& platform, GuestPagePool& pool, std::string frontend_dir, NetfrontConfig config)
     : platform_(platform), pool_(pool), fe_dir_(std::move(frontend_dir)), config_(config) {
   config_.rx_buffers = std::min(config_.rx_buffers, netif::kRxRingSize);
-  tx_free_ids_.reserve(netif::kTxRingSize);
-  tx_free_frames_.reserve(netif::kTxRingSize);
-  for (uint32_t i = netif::kTxRingSize; i-- > 0;) {
+  // Ids and frame records for the largest TX ring: the ring in use bounds what is in flight.
+  tx_free_ids_.reserve(netif::kTxRingSizeMax);
+  tx_free_frames_.reserve(netif::kTxRingSizeMax);
+  for (uint32_t i = netif::kTxRingSizeMax; i-- > 0;) {
     tx_free_ids_.push_back(static_cast<uint16_t>(i));
     tx_free_frames_.push_back(static_cast<uint16_t>(i));
   }
@@ -113,6 +116,42 @@ Result<Netfront::GrantedPage> Netfront::alloc_granted_page(bool readonly) {
   }
   ++counters_.grants_in_use;
   return GrantedPage{*pfn, *gref};
+}
+
+Result<void> Netfront::alloc_tx_ring(uint32_t order) {
+  const uint32_t n = 1u << order;
+  auto first = pool_.alloc_contiguous(n);
+  if (!first) return make_error(ENOMEM, "no " + std::to_string(n) + " guest pages in a row for the TX ring");
+  // The ring must be one run of memory as the guest sees it (true of a pool over one region of guest RAM).
+  const std::span<std::byte> p0 = pool_.page(*first);
+  bool in_a_row = true;
+  for (uint32_t i = 1; i < n; ++i) in_a_row = in_a_row && pool_.page(Pfn{first->value + i}).data() == p0.data() + i * kPageSize;
+  auto give_back = [&](uint32_t granted) {
+    for (uint32_t i = 0; i < granted; ++i) (void)platform_.grant_table().end_access(tx_ring_pages_[i].gref);
+    tx_ring_pages_.clear();
+    for (uint32_t i = 0; i < n; ++i) pool_.free_page(Pfn{first->value + i});
+  };
+  if (!in_a_row) {
+    give_back(0);
+    return make_error(EINVAL, "the TX ring's pages are not contiguous in guest memory");
+  }
+  std::memset(p0.data(), 0, size_t{n} * kPageSize);
+  auto ring = netif::TxFrontRing::init(std::span<std::byte>(p0.data(), size_t{n} * kPageSize));
+  if (!ring) {
+    give_back(0);
+    return make_error(EINVAL, "ring init failed");
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    auto gref = platform_.grant_table().grant_access(be_id_, Pfn{first->value + i}, false);
+    if (!gref) {
+      give_back(i);
+      return gref.error();
+    }
+    tx_ring_pages_.push_back(GrantedPage{Pfn{first->value + i}, *gref});
+  }
+  counters_.grants_in_use += n;
+  tx_ = *ring;
+  return {};
 }
 
 void Netfront::end_grant(GrantRef gref, KeptGrant ctx) {
@@ -314,17 +353,21 @@ Result<void> Netfront::connect() {
   if (!feature("feature-rx-copy"))
     return make_error(EOPNOTSUPP, "backend lacks feature-rx-copy (the only RX mode netfront speaks)");
 
-  // Rings: one page each, SHARED_RING_INIT before granting.
-  auto tx = alloc_granted_page(false);
-  if (!tx) return tx.error();
-  tx_page_ = *tx;
+  // Rings: SHARED_RING_INIT before granting. TX: 2^order pages if the backend offers it (docs/protocol.md 9) and
+  // the pool has them in a row, else one; RX and ctrl: one page each.
+  uint32_t order = 0;
+  if (auto m = st.read_int(be_dir_ + "/" + netif::key::max_tx_ring_page_order); m && *m > 0)
+    order = static_cast<uint32_t>(std::min<long long>({*m, config_.tx_ring_page_order, netif::kTxRingPageOrderMax}));
+  if (auto t = alloc_tx_ring(order); !t && order != 0) {
+    if (auto t0 = alloc_tx_ring(0); !t0) return t0.error();
+  } else if (!t) {
+    return t.error();
+  }
   auto rx = alloc_granted_page(false);
   if (!rx) return rx.error();
   rx_page_ = *rx;
-  auto txr = netif::TxFrontRing::init(pool_.page(tx_page_->pfn));
   auto rxr = netif::RxFrontRing::init(pool_.page(rx_page_->pfn));
-  if (!txr || !rxr) return make_error(EINVAL, "ring init failed");
-  tx_ = *txr;
+  if (!rxr) return make_error(EINVAL, "ring init failed");
   rx_ = *rxr;
   if (be_ctrl_) {
     auto c = alloc_granted_page(false);
@@ -359,7 +402,13 @@ Result<void> Netfront::connect() {
   auto put = [&](const std::string& key, long long v) {
     if (w) w = st.write_int(d + key, v);
   };
-  put("tx-ring-ref", tx_page_->gref.value);
+  if (tx_ring_pages_.size() == 1) {
+    put("tx-ring-ref", tx_ring_pages_[0].gref.value);
+  } else {
+    put(netif::key::tx_ring_page_order, std::countr_zero(tx_ring_pages_.size()));
+    for (size_t i = 0; i < tx_ring_pages_.size(); ++i)
+      put("tx-ring-ref" + std::to_string(i), tx_ring_pages_[i].gref.value);
+  }
   put("rx-ring-ref", rx_page_->gref.value);
   if (split) {
     put("event-channel-tx", tx_port_->value);
@@ -443,7 +492,9 @@ void Netfront::release_all(bool write_closed) {
   rx_release_buffers();
   drop_slot_pages();
   rx_extents_active_ = false;
-  for (auto* gp : {&tx_page_, &rx_page_, &ctrl_page_, &rx_extents_page_}) {
+  for (const GrantedPage& gp : tx_ring_pages_) end_grant(gp.gref, KeptGrant{GrantRef{}, gp.pfn});
+  tx_ring_pages_.clear();
+  for (auto* gp : {&rx_page_, &ctrl_page_, &rx_extents_page_}) {
     if (*gp) end_grant((*gp)->gref, KeptGrant{GrantRef{}, (*gp)->pfn});
     gp->reset();
   }

@@ -45,6 +45,9 @@ struct NetfrontConfig {
   // the connection (TX frames in flight complete as DROPPED and count as tx_lost_backend_gone), go back to
   // Initialising and connect again when a backend says InitWait. Off: the vif closes, as Linux netfront's does.
   bool reconnect = false;
+  // The TX ring's size as 2^order pages (docs/protocol.md 9), if the backend offers max-tx-ring-page-order: a
+  // 64 KiB GSO frame takes 17 slots, so one page holds 15 such frames in flight.
+  uint32_t tx_ring_page_order = netif::kTxRingPageOrderMax;
 };
 
 // An RX buffer the owner supplies (rx_owner_buffers): a piece of one of the domain's pages.
@@ -194,7 +197,8 @@ class Netfront {
   uint32_t slot_pages() const { return static_cast<uint32_t>(slot_pages_.size()); }  // registered (or 0)
   uint32_t mtu() const { return mtu_; }
   uint32_t tx_free_requests() const;
-  uint32_t tx_frames_in_flight() const { return netif::kTxRingSize - static_cast<uint32_t>(tx_free_frames_.size()); }
+  uint32_t tx_frames_in_flight() const { return netif::kTxRingSizeMax - static_cast<uint32_t>(tx_free_frames_.size()); }
+  uint32_t tx_ring_size() const { return tx_ ? tx_->size() : 0; }  // entries of the connected TX ring
   uint32_t rx_buffers_posted() const { return rx_posted_; }
 
  private:
@@ -264,6 +268,7 @@ class Netfront {
   void release_all(bool write_closed = true);
   void fail(std::string reason);
   Result<GrantedPage> alloc_granted_page(bool readonly);
+  Result<void> alloc_tx_ring(uint32_t order);  // tx_ring_pages_, initialised as a ring (SHARED_RING_INIT)
   void end_grant(GrantRef gref, KeptGrant ctx);  // ctx.gref ignored
   bool retry_kept_grants();
   void notify(Port p);
@@ -332,7 +337,8 @@ class Netfront {
        be_slots_ = false, be_rx_extents_ = false;
   uint32_t mtu_ = 1500;
 
-  std::optional<GrantedPage> tx_page_, rx_page_, ctrl_page_;
+  std::vector<GrantedPage> tx_ring_pages_;  // 2^order frames in a row, each granted
+  std::optional<GrantedPage> rx_page_, ctrl_page_;
   std::optional<netif::TxFrontRing> tx_;
   std::optional<netif::RxFrontRing> rx_;
   std::optional<netif::CtrlFrontRing> ctrl_;
@@ -354,9 +360,9 @@ class Netfront {
   Clock::time_point ctrl_deadline_{};
 
   // TX.
-  std::array<TxReqState, netif::kTxRingSize> tx_req_{};
+  std::array<TxReqState, netif::kTxRingSizeMax> tx_req_{};
   std::vector<uint16_t> tx_free_ids_;
-  std::array<TxFrameState, netif::kTxRingSize> tx_frames_{};
+  std::array<TxFrameState, netif::kTxRingSizeMax> tx_frames_{};
   std::vector<uint16_t> tx_free_frames_;
   std::vector<Seg> segs_;          // scratch, reused per frame
   std::vector<Seg> payload_segs_;  // scratch

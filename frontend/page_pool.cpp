@@ -22,6 +22,24 @@ std::optional<Pfn> MemoryPagePool::alloc_page() {
   return pfn;
 }
 
+std::optional<Pfn> MemoryPagePool::alloc_contiguous(uint32_t n) {
+  if (n == 0 || n > free_.size()) return std::nullopt;
+  if (n == 1) return alloc_page();
+  for (uint64_t start = 0, run = 0; start + run < count_;) {
+    if (allocated_[start + run]) {
+      start += run + 1;
+      run = 0;
+      continue;
+    }
+    if (++run < n) continue;
+    for (uint64_t i = start; i < start + n; ++i) allocated_[i] = 1;
+    const uint64_t lo = first_.value + start, hi = lo + n;
+    std::erase_if(free_, [&](Pfn p) { return p.value >= lo && p.value < hi; });
+    return Pfn{lo};
+  }
+  return std::nullopt;
+}
+
 void MemoryPagePool::free_page(Pfn pfn) {
   const bool in_range = pfn.value >= first_.value && pfn.value - first_.value < count_;
   assert(in_range && allocated_[pfn.value - first_.value]);

@@ -19,6 +19,12 @@ class GuestPagePool {
  public:
   virtual ~GuestPagePool() = default;
   virtual std::optional<Pfn> alloc_page() = 0;  // nullopt when exhausted (the caller backs off, "busy")
+  // `n` frames in a row, the first returned (a multi-page ring); each is freed with free_page. nullopt when there
+  // is no such run (a pool that cannot tell says so for every n > 1).
+  virtual std::optional<Pfn> alloc_contiguous(uint32_t n) {
+    if (n == 1) return alloc_page();
+    return std::nullopt;
+  }
   virtual void free_page(Pfn pfn) = 0;
   virtual std::span<std::byte> page(Pfn pfn) = 0;  // the page's bytes as the guest sees them
   virtual uint64_t free_pages() const = 0;
@@ -32,6 +38,7 @@ class MemoryPagePool final : public GuestPagePool {
   explicit MemoryPagePool(GuestMemory& mem) : MemoryPagePool(mem, Pfn{0}, mem.nr_pages()) {}
 
   std::optional<Pfn> alloc_page() override;
+  std::optional<Pfn> alloc_contiguous(uint32_t n) override;  // first fit: a connect-time operation, O(pool)
   void free_page(Pfn pfn) override;  // a frame outside the range or already free is a bug: asserts, ignored
   std::span<std::byte> page(Pfn pfn) override { return mem_.page(pfn); }
   uint64_t free_pages() const override { return free_.size(); }

@@ -286,7 +286,7 @@ bool Netfront::process_tx() {
       const netif::TxResponse rsp = tx_->consume_response();
       progress = true;
       if (rsp.status == netif::rsp::null) continue;  // the slot of an extra-info
-      if (rsp.id >= netif::kTxRingSize || !tx_req_[rsp.id].in_flight) {
+      if (rsp.id >= netif::kTxRingSizeMax || !tx_req_[rsp.id].in_flight) {
         ++counters_.bad_responses;
         continue;
       }
@@ -329,7 +329,7 @@ void Netfront::maybe_complete_tx_frame(uint16_t frame) {
 // Teardown with requests still on the ring: they will get no response; the frames complete as DROPPED once the
 // backend lets go of their grants.
 void Netfront::tx_drop_in_flight() {
-  for (uint16_t id = 0; id < netif::kTxRingSize; ++id) {
+  for (uint16_t id = 0; id < netif::kTxRingSizeMax; ++id) {
     TxReqState& st = tx_req_[id];
     if (!st.in_flight) continue;
     st.in_flight = false;

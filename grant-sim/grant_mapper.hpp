@@ -57,6 +57,15 @@ class GrantMapper {
   virtual ~GrantMapper() = default;
   virtual DomId self() const = 0;
   virtual void map(std::span<MapOp> ops) = 0;
+  // Map a batch of one domain's grants at consecutive addresses (ops[0].addr is the start, ops[i].addr =
+  // start + i pages): a ring of several pages (blkif's ring-page-order; Xen's gntdev maps a count of refs in one
+  // mmap). All or nothing: if one op fails, none stays mapped and every op reports a status (the failed one
+  // its own, the others general_error). Each page keeps its own handle for unmap. A mapper that cannot lays
+  // every op to general_error: callers ask can_map_contiguous() before offering what needs it.
+  virtual void map_contiguous(std::span<MapOp> ops) {
+    for (MapOp& op : ops) op.status = GntSt::general_error;
+  }
+  virtual bool can_map_contiguous() const { return false; }
   // Unmap a batch: one hypercall, and one TLB shootdown if anything was unmapped.
   virtual void unmap(std::span<UnmapOp> ops) = 0;
   // GNTTABOP_copy: a real kernel copy between address spaces, so its cost is real.

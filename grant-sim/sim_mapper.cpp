@@ -63,40 +63,72 @@ size_t SimMapper::live_mappings() const {
 }
 
 void SimMapper::map(std::span<MapOp> ops) {
+  counters_->hypercalls.fetch_add(1, std::memory_order_relaxed);
+  for (MapOp& op : ops) map_one(op, nullptr);
+}
+
+void SimMapper::map_one(MapOp& op, std::byte* at) {
   auto& c = *counters_;
-  c.hypercalls.fetch_add(1, std::memory_order_relaxed);
-  for (MapOp& op : ops) {
-    c.map_ops.fetch_add(1, std::memory_order_relaxed);
-    op.addr = nullptr;
-    op.handle = MapHandle{};
-    op.status = GntSt::okay;
-    auto d = find(op.dom);
-    FrameLoc loc;
-    if (!d) op.status = GntSt::bad_domain;
-    else op.status = pin_grant(*d, self_, op.ref, op.readonly, &loc);
-    if (op.status == GntSt::okay) {
-      const int prot = PROT_READ | (op.readonly ? 0 : PROT_WRITE);
-      void* p = ::mmap(nullptr, kPageSize, prot, MAP_SHARED, loc.fd, static_cast<off_t>(loc.fd_offset));
-      if (p == MAP_FAILED) {
-        unpin_grant(*d, op.ref, op.readonly);
-        op.status = GntSt::no_device_space;  // no room for another mapping (vm.max_map_count, ENOMEM)
+  c.map_ops.fetch_add(1, std::memory_order_relaxed);
+  op.addr = nullptr;
+  op.handle = MapHandle{};
+  op.status = GntSt::okay;
+  auto d = find(op.dom);
+  FrameLoc loc;
+  if (!d) op.status = GntSt::bad_domain;
+  else op.status = pin_grant(*d, self_, op.ref, op.readonly, &loc);
+  if (op.status == GntSt::okay) {
+    const int prot = PROT_READ | (op.readonly ? 0 : PROT_WRITE);
+    void* p = ::mmap(at, kPageSize, prot, MAP_SHARED | (at ? MAP_FIXED : 0), loc.fd,
+                     static_cast<off_t>(loc.fd_offset));
+    if (p == MAP_FAILED) {
+      unpin_grant(*d, op.ref, op.readonly);
+      op.status = GntSt::no_device_space;  // no room for another mapping (vm.max_map_count, ENOMEM)
+    } else {
+      op.addr = static_cast<std::byte*>(p);
+      std::lock_guard g(mu_);
+      uint32_t h;
+      if (!free_handles_.empty()) {
+        h = free_handles_.back();
+        free_handles_.pop_back();
       } else {
-        op.addr = static_cast<std::byte*>(p);
-        std::lock_guard g(mu_);
-        uint32_t h;
-        if (!free_handles_.empty()) {
-          h = free_handles_.back();
-          free_handles_.pop_back();
-        } else {
-          h = static_cast<uint32_t>(mappings_.size());
-          mappings_.emplace_back();
-        }
-        mappings_[h] = Mapping{std::move(d), op.ref, op.readonly, op.addr};
-        op.handle = MapHandle{h};
-        c.pages_mapped.fetch_add(1, std::memory_order_relaxed);
+        h = static_cast<uint32_t>(mappings_.size());
+        mappings_.emplace_back();
       }
+      mappings_[h] = Mapping{std::move(d), op.ref, op.readonly, op.addr};
+      op.handle = MapHandle{h};
+      c.pages_mapped.fetch_add(1, std::memory_order_relaxed);
     }
-    if (op.status != GntSt::okay) c.failed_ops.fetch_add(1, std::memory_order_relaxed);
+  }
+  if (op.status != GntSt::okay) c.failed_ops.fetch_add(1, std::memory_order_relaxed);
+}
+
+// A range is reserved first (PROT_NONE), then every page is mapped over its place in it: each page is a mapping
+// of its own (own handle, own unmap), as the single-page path, only at a chosen address.
+void SimMapper::map_contiguous(std::span<MapOp> ops) {
+  counters_->hypercalls.fetch_add(1, std::memory_order_relaxed);
+  if (ops.empty()) return;
+  void* r = ::mmap(nullptr, ops.size() * kPageSize, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (r == MAP_FAILED) {
+    for (MapOp& op : ops) op.status = GntSt::no_device_space;
+    return;
+  }
+  auto* base = static_cast<std::byte*>(r);
+  size_t done = 0;
+  for (; done < ops.size(); ++done) {
+    map_one(ops[done], base + done * kPageSize);
+    if (ops[done].status != GntSt::okay) break;
+  }
+  if (done == ops.size()) return;
+  // All or nothing: undo what was mapped, give the rest of the reservation back.
+  std::vector<UnmapOp> undo;
+  for (size_t i = 0; i < done; ++i) undo.push_back(UnmapOp{ops[i].handle});
+  if (!undo.empty()) unmap(undo);
+  ::munmap(base + done * kPageSize, (ops.size() - done) * kPageSize);
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (i != done) ops[i].status = GntSt::general_error;
+    ops[i].addr = nullptr;
+    ops[i].handle = MapHandle{};
   }
 }
 

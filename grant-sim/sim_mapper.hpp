@@ -38,6 +38,8 @@ class SimMapper final : public GrantMapper {
 
   DomId self() const override { return self_; }
   void map(std::span<MapOp> ops) override;
+  void map_contiguous(std::span<MapOp> ops) override;
+  bool can_map_contiguous() const override { return true; }
   void unmap(std::span<UnmapOp> ops) override;
   void copy(std::span<CopyOp> ops) override;
   std::unique_ptr<LazyWindow> make_lazy_window(size_t slots) override;
@@ -55,6 +57,7 @@ class SimMapper final : public GrantMapper {
     std::byte* addr = nullptr;
   };
   std::shared_ptr<SimDomain> find(DomId dom);
+  void map_one(MapOp& op, std::byte* at);  // at: nullptr, or the address to map at (MAP_FIXED)
 
   DomId self_;
   DomainDirectory& dir_;

@@ -311,4 +311,17 @@ static_assert(kRxRingSize == RxSharedRing::size_for_bytes(4096));
 static_assert(kCtrlRingSize == CtrlSharedRing::size_for_bytes(4096));
 static_assert(kTxRingSize == 256 && kRxRingSize == 256 && kCtrlRingSize == 128);
 
+// ---- multi-page TX ring (docs/protocol.md section 9) ----------------------------------------------------------
+// blkif's ring-page-order, for netif's TX ring only: a 64 KiB GSO frame takes 17 slots, so one page holds 15 of
+// them and a sleeping frontend is woken at least once every 15 frames; 2^order pages hold 2^order times as many.
+// The backend offers max-tx-ring-page-order; a frontend that wants more than one page writes tx-ring-page-order
+// and tx-ring-ref0 .. tx-ring-ref<2^order - 1> instead of tx-ring-ref. Linux's netfront ignores the offer.
+namespace key {
+inline constexpr const char* max_tx_ring_page_order = "max-tx-ring-page-order";  // backend writes 0..kMax
+inline constexpr const char* tx_ring_page_order = "tx-ring-page-order";          // frontend writes 1..offered
+}  // namespace key
+inline constexpr uint32_t kTxRingPageOrderMax = 2;
+inline constexpr uint32_t kTxRingSizeMax = TxSharedRing::size_for_bytes(4096u << kTxRingPageOrderMax);
+static_assert(kTxRingSizeMax == 1024);
+
 }  // namespace pvnet::netif

@@ -23,6 +23,11 @@ struct FrontOptions {
   bool rx_copy = true;
   bool sg = true;
   bool gso = true;
+  // Multi-page TX ring (docs/protocol.md 9): 2^tx_ring_order pages; order_key >= 0 writes that value as
+  // tx-ring-page-order instead (a lie); tx_ring_refs writes only that many tx-ring-refN keys.
+  uint32_t tx_ring_order = 0;
+  int32_t tx_ring_order_key = -1;
+  uint32_t tx_ring_refs = UINT32_MAX;
 };
 
 struct ReceivedFrame {
@@ -71,10 +76,19 @@ class ScriptedFrontend {
   // Writes the keys and goes Connected (the backend must be in InitWait).
   void connect(const FrontOptions& o = {}) {
     opts_ = o;
-    Pfn txp = alloc_page(), rxp = alloc_page();
-    tx_.emplace(netif::TxFrontRing::init(page(txp)).value());
+    const uint32_t n_tx = 1u << o.tx_ring_order;
+    const Pfn txp = alloc_page();
+    for (uint32_t i = 1; i < n_tx; ++i) (void)alloc_page();  // consecutive frames: one run of guest memory
+    const Pfn rxp = alloc_page();
+    tx_.emplace(netif::TxFrontRing::init(std::span<std::byte>(page(txp).data(), n_tx * kPageSize)).value());
     rx_.emplace(netif::RxFrontRing::init(page(rxp)).value());
-    put("tx-ring-ref", grant(txp, false).value);
+    if (n_tx == 1 && o.tx_ring_order_key < 0) {
+      put("tx-ring-ref", grant(txp, false).value);
+    } else {
+      put(netif::key::tx_ring_page_order, o.tx_ring_order_key >= 0 ? uint32_t(o.tx_ring_order_key) : o.tx_ring_order);
+      for (uint32_t i = 0; i < n_tx && i < o.tx_ring_refs; ++i)
+        put("tx-ring-ref" + std::to_string(i), grant(Pfn{txp.value + i}, false).value);
+    }
     put("rx-ring-ref", grant(rxp, false).value);
     auto& ev = platform_->evtchn();
     tx_port_ = ev.alloc_unbound(kDom0).value();

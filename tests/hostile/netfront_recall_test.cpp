@@ -136,15 +136,24 @@ TEST_F(NetfrontRecall, HeaderSlotPagesTakenBackUnderLoadTrafficGoesOnAsPlainNeti
 }
 
 TEST_F(NetfrontRecall, RingPagesAreRefusedWhileConnected) {
-  const GrantRef ring{static_cast<uint32_t>(a.platform->store().read_int(a.nf->frontend_dir() + "/tx-ring-ref").value())};
+  // The TX ring: tx-ring-ref, or tx-ring-ref0.. of a multi-page ring (docs/protocol.md 9): every page is refused.
+  Store& st = a.platform->store();
+  const std::string dir = a.nf->frontend_dir();
+  std::vector<GrantRef> ring;
+  if (auto order = st.read_int(dir + "/" + netif::key::tx_ring_page_order)) {
+    for (long long i = 0; i < (1LL << *order); ++i)
+      ring.push_back(GrantRef{static_cast<uint32_t>(st.read_int(dir + "/tx-ring-ref" + std::to_string(i)).value())});
+  } else {
+    ring.push_back(GrantRef{static_cast<uint32_t>(st.read_int(dir + "/tx-ring-ref").value())});
+  }
   std::vector<GrantRef> want = a.nf->slot_page_grefs();
-  want.push_back(ring);
+  want.insert(want.end(), ring.begin(), ring.end());
   std::optional<RecallResult> result;
   ASSERT_TRUE(a.nf->recall(want, [&](const RecallResult& r) { result = r; }));
   ASSERT_TRUE(pump([&] { return result.has_value(); }));
   ASSERT_TRUE(result->answered);
-  EXPECT_EQ(result->refused, std::vector<GrantRef>{ring});
-  EXPECT_EQ(result->still_in_use, std::vector<GrantRef>{ring});
+  EXPECT_EQ(result->refused, ring);
+  EXPECT_EQ(result->still_in_use, ring);
 }
 
 TEST_F(NetfrontRecall, BackendThatNeverAnswersCostsABoundedWaitAndThePagesStayOut) {
