@@ -7,6 +7,7 @@
 
 #include "tools/bench_runner.hpp"
 #include "tools/command.hpp"
+#include "tools/options.hpp"
 
 namespace po = boost::program_options;
 
@@ -55,17 +56,7 @@ int cmd_bench(int argc, char** argv) {
       "json", po::value(&json), "write every cell, run and target as JSON")(
       "progress", po::bool_switch(&o.progress), "show the progress line even when stderr is not a terminal");
   po::variables_map vm;
-  try {
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    po::notify(vm);
-  } catch (const std::exception& e) {
-    std::cerr << "pvnet bench: " << e.what() << "\n\n" << desc << "\n";
-    return 2;
-  }
-  if (vm.count("help")) {
-    std::cout << desc << "\n";
-    return 0;
-  }
+  if (auto done = parse_options(argc, argv, desc, vm, "bench")) return *done;
   auto bad = [&](const std::string& what) {
     std::cerr << "pvnet bench: " << what << "\n";
     return 2;

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -118,6 +119,14 @@ TEST_F(BenchTest, BadOptionsAreRefused) {
   EXPECT_EQ(run("bench --policies nope").status, 2);
   EXPECT_EQ(run("bench --mode sometimes").status, 2);
   EXPECT_EQ(run("bench --sink pcap").status, 2);
+  // An option boost cannot parse: one line naming it (and where to look), not the whole description.
+  for (const char* args : {"bench --frobnicate", "bench --runs many"}) {
+    Outcome r = run(args);
+    EXPECT_EQ(r.status, 2) << args;
+    EXPECT_EQ(r.out.rfind("pvnet bench: ", 0), 0u) << r.out;
+    EXPECT_EQ(r.out.find("usage:"), std::string::npos) << r.out;
+    EXPECT_LE(std::count(r.out.begin(), r.out.end(), '\n'), 2) << r.out;
+  }
   Outcome h = run("bench --help");
   EXPECT_EQ(h.status, 0);
   EXPECT_NE(h.out.find("--policies"), std::string::npos);
