@@ -83,7 +83,7 @@ Netfront::~Netfront() {
   if (state_ != NetfrontState::kClosed) release_all();
   // Pages of grants the backend still holds are never handed back to the pool: it could still read or write them.
   for (auto& k : kept_) {
-    if (platform_.grant_table().end_access(k.gref)) {
+    if (end_access_of(k.gref, k.reserved)) {
       if (k.page) pool_.free_page(*k.page);
     }
   }
@@ -154,8 +154,36 @@ Result<void> Netfront::alloc_tx_ring(uint32_t order) {
   return {};
 }
 
+bool Netfront::end_access_of(GrantRef gref, bool reserved) {
+  if (!reserved) return platform_.grant_table().end_access(gref).ok();
+  if (!platform_.grant_table().end_access_ref(gref)) return false;
+  // Back to the pool while a TX ring exists; after teardown straight back to the table.
+  if (tx_) tx_gref_pool_.push_back(gref);
+  else platform_.grant_table().unreserve(std::span<const GrantRef>(&gref, 1));
+  return true;
+}
+
+bool Netfront::tx_grefs_ready(uint32_t n) {
+  if (tx_gref_pool_.size() >= n) return true;
+  if (!tx_gref_pool_ok_) return false;
+  const uint32_t need = n - static_cast<uint32_t>(tx_gref_pool_.size());
+  GrantTable& gt = platform_.grant_table();
+  auto r = gt.reserve(std::max(need, kTxGrefBatch), tx_gref_pool_);
+  if (!r && r.error().code == ENOTSUP) {
+    tx_gref_pool_ok_ = false;
+    return false;
+  }
+  if (!r) (void)gt.reserve(need, tx_gref_pool_);  // a nearly full table: just what this frame needs
+  return tx_gref_pool_.size() >= n;
+}
+
+void Netfront::release_tx_gref_pool() {
+  if (!tx_gref_pool_.empty()) platform_.grant_table().unreserve(tx_gref_pool_);
+  tx_gref_pool_.clear();
+}
+
 void Netfront::end_grant(GrantRef gref, KeptGrant ctx) {
-  if (platform_.grant_table().end_access(gref)) {
+  if (end_access_of(gref, ctx.reserved)) {
     --counters_.grants_in_use;
     if (ctx.page) pool_.free_page(*ctx.page);
     if (ctx.tx_frame >= 0) tx_frame_grant_done(static_cast<uint16_t>(ctx.tx_frame));
@@ -175,7 +203,7 @@ bool Netfront::retry_kept_grants() {
   std::vector<KeptGrant> still;
   std::vector<KeptGrant> ended;
   for (auto& k : kept_) {
-    if (platform_.grant_table().end_access(k.gref)) {
+    if (end_access_of(k.gref, k.reserved)) {
       ended.push_back(k);
     } else {
       still.push_back(k);
@@ -499,6 +527,7 @@ void Netfront::release_all(bool write_closed) {
     gp->reset();
   }
   tx_.reset();
+  release_tx_gref_pool();  // after tx_drop_in_flight: the frames' ended references are in it
   rx_.reset();
   ctrl_.reset();
   ctrl_pending_ = false;

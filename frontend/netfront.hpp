@@ -199,6 +199,9 @@ class Netfront {
   uint32_t tx_free_requests() const;
   uint32_t tx_frames_in_flight() const { return netif::kTxRingSizeMax - static_cast<uint32_t>(tx_free_frames_.size()); }
   uint32_t tx_ring_size() const { return tx_ ? tx_->size() : 0; }  // entries of the connected TX ring
+  // References netfront holds reserved for TX and not granted now (Linux's gref_tx_head): taken from the table in
+  // batches while connected, all given back at teardown.
+  uint32_t tx_grefs_reserved() const { return static_cast<uint32_t>(tx_gref_pool_.size()); }
   uint32_t rx_buffers_posted() const { return rx_posted_; }
 
  private:
@@ -214,11 +217,13 @@ class Netfront {
     std::optional<Pfn> page;  // give back to the pool once ended
     int32_t tx_frame = -1;    // a TX frame waiting for this grant before it completes
     int32_t rx_id = -1;       // an RX buffer that becomes reusable
+    bool reserved = false;    // one of netfront's own TX references (tx_gref_pool_): ended, it goes back there
   };
   struct TxReqState {  // per TX id (pending_idx)
     bool in_flight = false;
     uint16_t frame = 0;
     bool has_grant = false;
+    bool reserved_gref = false;  // gref came from tx_gref_pool_
     GrantRef gref;
     bool has_slot = false;
     SlotIndex slot;
@@ -271,6 +276,9 @@ class Netfront {
   Result<void> alloc_tx_ring(uint32_t order);  // tx_ring_pages_, initialised as a ring (SHARED_RING_INIT)
   void end_grant(GrantRef gref, KeptGrant ctx);  // ctx.gref ignored
   bool retry_kept_grants();
+  bool end_access_of(GrantRef gref, bool reserved);  // end_access, or end_access_ref + back to the pool
+  bool tx_grefs_ready(uint32_t n);                   // tx_gref_pool_ holds n (reserving more if it must)
+  void release_tx_gref_pool();
   void notify(Port p);
 
   // recall (netfront.cpp)
@@ -383,6 +391,11 @@ class Netfront {
   std::optional<GrantedPage> rx_extents_page_;  // the extents table, granted read-only
 
   std::vector<KeptGrant> kept_;
+  // TX references reserved from the grant table in batches (Linux netfront's gref_tx_head): granting a payload
+  // page is then three stores, ending it one cmpxchg, with no table lock. Off if the table keeps no such pool.
+  std::vector<GrantRef> tx_gref_pool_;
+  bool tx_gref_pool_ok_ = true;
+  static constexpr uint32_t kTxGrefBatch = 64;
   std::optional<PendingRecall> recall_;
 };
 

@@ -133,7 +133,9 @@ TxStatus Netfront::transmit(std::span<const TxPiece> pieces, const TxOptions& o)
     return tx_refuse(TxStatus::kBusy, "TX ring full");
   if (use_slot && slots_->in_use() == slots_->capacity()) return tx_refuse(TxStatus::kBusy, "no free header slot");
   if (pool_.free_pages() < n_linear) return tx_refuse(TxStatus::kBusy, "no pages to linearise into");
-  if (platform_.grant_table().free_count() < n_grants) return tx_refuse(TxStatus::kBusy, "grant table full");
+  const bool pooled = n_grants > 0 && tx_grefs_ready(n_grants);
+  if (n_grants > 0 && !pooled && (tx_gref_pool_ok_ || platform_.grant_table().free_count() < n_grants))
+    return tx_refuse(TxStatus::kBusy, "grant table full");
 
   linear_pages_.clear();
   for (uint32_t i = 0; i < n_linear; ++i) linear_pages_.push_back(*pool_.alloc_page());
@@ -161,6 +163,13 @@ TxStatus Netfront::transmit(std::span<const TxPiece> pieces, const TxOptions& o)
   // Grant every payload piece read-only. A failure here (table full after all) rolls everything back.
   new_grants_.clear();
   for (const Seg& s : payload_segs_) {
+    if (pooled) {
+      const GrantRef r = tx_gref_pool_.back();
+      tx_gref_pool_.pop_back();
+      platform_.grant_table().grant_access_ref(r, be_id_, s.pfn, /*readonly=*/true);
+      new_grants_.push_back(r);
+      continue;
+    }
     auto g = platform_.grant_table().grant_access(be_id_, s.pfn, /*readonly=*/true);
     if (!g) {
       for (GrantRef r : new_grants_) (void)platform_.grant_table().end_access(r);
@@ -221,6 +230,7 @@ TxStatus Netfront::transmit(std::span<const TxPiece> pieces, const TxOptions& o)
     } else {
       const Seg& s = payload_segs_[0];
       tx_req_[id].has_grant = true;
+      tx_req_[id].reserved_gref = pooled;
       tx_req_[id].gref = new_grants_[0];
       if (linearise) {
         tx_req_[id].has_linear = true;
@@ -249,6 +259,7 @@ TxStatus Netfront::transmit(std::span<const TxPiece> pieces, const TxOptions& o)
     const Seg& s = payload_segs_[i];
     const uint16_t id = take_id();
     tx_req_[id].has_grant = true;
+    tx_req_[id].reserved_gref = pooled;
     tx_req_[id].gref = new_grants_[i];
     if (linearise) {
       tx_req_[id].has_linear = true;
@@ -302,7 +313,7 @@ bool Netfront::process_tx() {
       --f.responses_pending;
       if (st.has_grant) {
         end_grant(st.gref, KeptGrant{GrantRef{}, st.has_linear ? std::optional<Pfn>(st.linear) : std::nullopt,
-                                     st.frame, -1});
+                                     st.frame, -1, st.reserved_gref});
       } else {
         maybe_complete_tx_frame(st.frame);
       }
@@ -340,7 +351,7 @@ void Netfront::tx_drop_in_flight() {
     --f.responses_pending;
     if (st.has_grant) {
       end_grant(st.gref, KeptGrant{GrantRef{}, st.has_linear ? std::optional<Pfn>(st.linear) : std::nullopt,
-                                   st.frame, -1});
+                                   st.frame, -1, st.reserved_gref});
     } else {
       maybe_complete_tx_frame(st.frame);
     }

@@ -144,7 +144,7 @@ class SimGrantTable final : public GrantTable {
 
   Result<void> end_access(GrantRef ref) override {
     std::lock_guard g(mu_);
-    if (ref.value >= d_->nr_grant_entries() || !granted_[ref.value])
+    if (ref.value >= d_->nr_grant_entries() || granted_[ref.value] != 1)
       return make_error(GNTST_bad_gntref, "end_access: reference " + std::to_string(ref.value) + " is not granted");
     // gnttab_end_foreign_access_ref_v1: clear the entry only if nobody has it in use, in one cmpxchg, so the
     // hypervisor cannot set GTF_reading between our check and our write.
@@ -157,6 +157,44 @@ class SimGrantTable final : public GrantTable {
     granted_[ref.value] = 0;
     free_.push_back(ref.value);
     return {};
+  }
+
+  // granted_: 0 free, 1 granted through grant_access, 2 reserved (the caller's own pool, granted or not).
+  Result<void> reserve(uint32_t n, std::vector<GrantRef>& out) override {
+    std::lock_guard g(mu_);
+    if (free_.size() < n) return make_error(ENOSPC, "no free grant references");
+    for (uint32_t i = 0; i < n; ++i) {
+      const uint32_t ref = free_.back();
+      free_.pop_back();
+      granted_[ref] = 2;
+      out.push_back(GrantRef{ref});
+    }
+    return {};
+  }
+  void unreserve(std::span<const GrantRef> refs) override {
+    std::lock_guard g(mu_);
+    for (GrantRef r : refs) {
+      if (r.value >= d_->nr_grant_entries() || granted_[r.value] != 2) continue;  // not ours to give back
+      granted_[r.value] = 0;
+      free_.push_back(r.value);
+    }
+  }
+  void grant_access_ref(GrantRef ref, DomId grantee, Pfn frame, bool readonly) override {
+    if (ref.value >= d_->nr_grant_entries()) return;
+    GrantEntryV1* e = d_->shared_entry(ref.value);
+    __atomic_store_n(&e->frame, static_cast<uint32_t>(frame.value), __ATOMIC_RELAXED);
+    __atomic_store_n(&e->domid, grantee.value, __ATOMIC_RELAXED);
+    const uint16_t flags = GTF_permit_access | (readonly ? GTF_readonly : 0);
+    __atomic_store_n(&e->flags, flags, __ATOMIC_RELEASE);
+  }
+  bool end_access_ref(GrantRef ref) override {
+    if (ref.value >= d_->nr_grant_entries()) return false;
+    alias_u16* pflags = flags_word(d_->shared_entry(ref.value));
+    uint16_t flags = __atomic_load_n(pflags, __ATOMIC_ACQUIRE);
+    do {
+      if (flags & (GTF_reading | GTF_writing)) return false;
+    } while (!__atomic_compare_exchange_n(pflags, &flags, uint16_t{0}, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
+    return true;
   }
 
   bool in_use(GrantRef ref) const override {

@@ -64,6 +64,9 @@ class NetfrontTest : public ::testing::Test {
     connected_pages = pool->free_pages();
   }
 
+  // References not granted: the table's free ones and netfront's reserved TX pool (both ended, reusable).
+  uint32_t ungranted() const { return guest->grant_table().free_count() + nf->tx_grefs_reserved(); }
+
   PlacedFrame place(const std::vector<std::byte>& frame, uint32_t offset = 0, uint32_t max_piece = kPageSize) {
     auto p = place_frame(*pool, frame, offset, max_piece);
     EXPECT_TRUE(p.ok());

@@ -136,3 +136,48 @@ TEST_F(GrantTest, DomainMemfdsAreSealedAgainstShrinking) {
 
 }  // namespace
 }  // namespace pvnet::test
+
+namespace pvnet::test {
+namespace {
+
+// netfront's TX pool (Linux's gref_tx_head): references reserved in a batch, granted and ended without the
+// table's free list, given back at teardown.
+TEST_F(GrantTest, ReservedReferencesAreGrantedAndEndedOutsideTheFreeList) {
+  const uint32_t free0 = a.gt->free_count();
+  std::vector<GrantRef> pool;
+  ASSERT_TRUE(a.gt->reserve(8, pool).ok());
+  ASSERT_EQ(pool.size(), 8u);
+  EXPECT_EQ(a.gt->free_count(), free0 - 8);
+  EXPECT_EQ(a.flags(pool[0]), 0) << "reserved is not granted";
+  EXPECT_FALSE(a.gt->end_access(pool[0]).ok()) << "end_access is for grant_access's references only";
+
+  auto p = a.mem->page(Pfn{5});
+  p[0] = std::byte{0x5A};
+  a.gt->grant_access_ref(pool[0], kDom0, Pfn{5}, /*readonly=*/true);
+  EXPECT_EQ(a.flags(pool[0]), GTF_permit_access | GTF_readonly);
+  MapOp op = map_op(kA, pool[0], true);
+  mapper->map(std::span<MapOp>(&op, 1));
+  ASSERT_EQ(op.status, GntSt::okay);
+  EXPECT_EQ(op.addr[0], std::byte{0x5A});
+  EXPECT_FALSE(a.gt->end_access_ref(pool[0])) << "mapped: in use, the page must not be reused";
+  UnmapOp un = unmap_op(op.handle);
+  mapper->unmap(std::span<UnmapOp>(&un, 1));
+  EXPECT_TRUE(a.gt->end_access_ref(pool[0]));
+  EXPECT_EQ(a.flags(pool[0]), 0);
+  // Ended, the entry refuses the grantee; the reference is still reserved (not back in the free list).
+  op = map_op(kA, pool[0], true);
+  mapper->map(std::span<MapOp>(&op, 1));
+  EXPECT_NE(op.status, GntSt::okay);
+  EXPECT_EQ(a.gt->free_count(), free0 - 8);
+
+  a.gt->unreserve(pool);
+  EXPECT_EQ(a.gt->free_count(), free0);
+  a.gt->unreserve(pool);  // twice: ignored, nothing freed twice
+  EXPECT_EQ(a.gt->free_count(), free0);
+  std::vector<GrantRef> too_many;
+  EXPECT_EQ(a.gt->reserve(free0 + 1, too_many).error().code, ENOSPC);
+  EXPECT_TRUE(too_many.empty());
+}
+
+}  // namespace
+}  // namespace pvnet::test
