@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -308,6 +309,73 @@ class ScriptedFrontend {
   bool slots_ok_ = false;
   std::map<uint16_t, Pfn> rx_pages_;
 };
+
+// One TX request exactly as a misbehaving frontend writes it.
+inline netif::TxRequest tx_request(GrantRef g, uint16_t off, uint16_t size, uint16_t flags, uint16_t id) {
+  netif::TxRequest r{};
+  r.gref = g;
+  r.offset = off;
+  r.size = size;
+  r.flags = flags;
+  r.id = id;
+  return r;
+}
+
+// `n` requests of `size` bytes on page `g`, chained by more_data, ids from `first_id`; the first announces the
+// whole packet (n * size bytes).
+inline std::vector<netif::TxRequest> piece_chain(GrantRef g, uint16_t n, uint16_t size, uint16_t first_id = 0) {
+  std::vector<netif::TxRequest> r;
+  for (uint16_t i = 0; i < n; ++i)
+    r.push_back(tx_request(g, 0, size, i + 1 < n ? netif::txf::more_data : 0, static_cast<uint16_t>(first_id + i)));
+  r[0].size = static_cast<uint16_t>(n * size);
+  return r;
+}
+
+// A protocol violation (docs/protocol.md 4/5) a scripted frontend commits on purpose.
+struct Violation {
+  const char* name;
+  // Returns the requests to push; may touch the ring directly (req_prod overflow) and return nothing.
+  std::function<std::vector<netif::TxRequest>(ScriptedFrontend&)> make;
+};
+
+// The violations both the backend's and the hostile tests commit, each test with its own numbers.
+namespace violation {
+using Make = decltype(Violation::make);
+
+inline Make req_prod_past_ring(uint32_t beyond) {
+  return [beyond](ScriptedFrontend& fe) {
+    fe.tx().advance_req_prod_pvt(netif::kTxRingSize + beyond);
+    fe.tx().push_requests();
+    return std::vector<netif::TxRequest>{};
+  };
+}
+// The first payload piece of a `frame_len` frame starts at `offset`, so it runs past its page.
+inline Make piece_crosses_page(size_t frame_len, uint16_t offset) {
+  return [=](ScriptedFrontend& fe) {
+    auto r = fe.build(make_frame(frame_len), true, 42);
+    r[1].offset = offset;
+    return r;
+  };
+}
+// `n` chained pieces: at kTxFatalSlots or more (netback's fatal_skb_slots) a protocol violation.
+inline Make too_many_pieces(uint16_t n, uint16_t size) {
+  return [=](ScriptedFrontend& fe) { return piece_chain(fe.grant(fe.alloc_page(), true), n, size); };
+}
+inline Make gso_size_zero(size_t frame_len) {
+  return [=](ScriptedFrontend& fe) {
+    auto gso = ScriptedFrontend::gso_extra(netif::gso_type::tcpv4, 0);
+    return fe.build(make_frame(frame_len, 6), true, 54, 0, &gso);
+  };
+}
+// Only the first `published` requests of a packet are pushed: more_data is set on the last, the rest never comes.
+inline Make chain_cut(size_t frame_len, size_t published) {
+  return [=](ScriptedFrontend& fe) {
+    auto r = fe.build(make_frame(frame_len), true, 42);
+    r.resize(published);
+    return r;
+  };
+}
+}  // namespace violation
 
 // One simulated host: hypervisor, dom0's platform and a backend.
 struct Host {

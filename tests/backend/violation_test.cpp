@@ -2,8 +2,6 @@
 // another vif on the same backend keeps forwarding.
 #include <gtest/gtest.h>
 
-#include <functional>
-
 #include "backend/null_sink.hpp"
 #include "tests/backend/scripted_frontend.hpp"
 
@@ -12,43 +10,15 @@ namespace {
 
 using Reqs = std::vector<netif::TxRequest>;
 
-struct Violation {
-  const char* name;
-  // Returns the requests to push; may touch the ring directly (req_prod overflow) and return nothing.
-  std::function<Reqs(ScriptedFrontend&)> make;
-};
-
-netif::TxRequest req(GrantRef g, uint16_t off, uint16_t size, uint16_t flags, uint16_t id) {
-  netif::TxRequest r{};
-  r.gref = g;
-  r.offset = off;
-  r.size = size;
-  r.flags = flags;
-  r.id = id;
-  return r;
-}
-
 const Violation kViolations[] = {
-    {"piece_crosses_page",
-     [](ScriptedFrontend& fe) {
-       auto r = fe.build(make_frame(1000), true, 42);
-       r[1].offset = 3500;  // 958 bytes from 3500 run past the page
-       return r;
-     }},
+    {"piece_crosses_page", violation::piece_crosses_page(1000, 3500)},  // 958 bytes from 3500 run past the page
     {"first_size_smaller_than_rest",
      [](ScriptedFrontend& fe) {
        auto r = fe.build(make_frame(1000), true, 42);
        r[0].size = 500;
        return r;
      }},
-    {"too_many_slots",
-     [](ScriptedFrontend& fe) {
-       GrantRef g = fe.grant(fe.alloc_page(), true);
-       Reqs r;
-       for (uint16_t i = 0; i < 21; ++i) r.push_back(req(g, 0, 60, i < 20 ? netif::txf::more_data : 0, i));
-       r[0].size = 21 * 60;
-       return r;
-     }},
+    {"too_many_slots", violation::too_many_pieces(21, 60)},
     {"unknown_extra_type",
      [](ScriptedFrontend& fe) {
        auto r = fe.build(make_frame(1000), true, 42);
@@ -68,17 +38,8 @@ const Violation kViolations[] = {
        r.insert(r.begin() + 2, ScriptedFrontend::extra_req(gso));
        return r;
      }},
-    {"gso_size_zero",
-     [](ScriptedFrontend& fe) {
-       auto gso = ScriptedFrontend::gso_extra(netif::gso_type::tcpv4, 0);
-       return fe.build(make_frame(3000, 6), true, 54, 0, &gso);
-     }},
-    {"req_prod_overflow",
-     [](ScriptedFrontend& fe) {
-       fe.tx().advance_req_prod_pvt(netif::kTxRingSize + 1);
-       fe.tx().push_requests();
-       return Reqs{};
-     }},
+    {"gso_size_zero", violation::gso_size_zero(3000)},
+    {"req_prod_overflow", violation::req_prod_past_ring(1)},
     {"slot_gref_not_kept",
      [](ScriptedFrontend& fe) {
        auto r = fe.build(make_frame(1000), true, 42);
@@ -98,12 +59,7 @@ const Violation kViolations[] = {
        r.back().size = static_cast<uint16_t>(r.back().size);
        return r;
      }},
-    {"chain_past_req_prod",
-     [](ScriptedFrontend& fe) {
-       auto r = fe.build(make_frame(1000), true, 42);
-       r.pop_back();  // more_data set, the next piece never published
-       return r;
-     }},
+    {"chain_past_req_prod", violation::chain_cut(1000, 1)},  // more_data set, the next piece never published
 };
 
 class BackendViolation : public ::testing::TestWithParam<Violation> {};

@@ -6,7 +6,6 @@
 
 #include <atomic>
 #include <cstring>
-#include <functional>
 #include <thread>
 
 #include "tests/hostile/hostile_world.hpp"
@@ -17,64 +16,22 @@ namespace {
 using Reqs = std::vector<netif::TxRequest>;
 using Clock = std::chrono::steady_clock;
 
-netif::TxRequest req(GrantRef g, uint16_t off, uint16_t size, uint16_t flags, uint16_t id) {
-  netif::TxRequest r{};
-  r.gref = g;
-  r.offset = off;
-  r.size = size;
-  r.flags = flags;
-  r.id = id;
-  return r;
-}
-
 // ---- protocol violations: the vif is disabled, once, and nobody else notices ------------------------------------
 
-struct Violation {
-  const char* name;
-  std::function<Reqs(ScriptedFrontend&)> make;  // may touch the ring itself and return nothing
-};
-
 const Violation kViolations[] = {
-    {"req_prod_past_ring",
-     [](ScriptedFrontend& fe) {
-       fe.tx().advance_req_prod_pvt(netif::kTxRingSize + 7);
-       fe.tx().push_requests();
-       return Reqs{};
-     }},
-    {"offset_size_cross_page",
-     [](ScriptedFrontend& fe) {
-       auto r = fe.build(make_frame(1200), true, 42);
-       r[1].offset = 3000;  // 1158 bytes from 3000 run past the page
-       return r;
-     }},
-    {"more_pieces_than_netif_allows",
-     [](ScriptedFrontend& fe) {
-       GrantRef g = fe.grant(fe.alloc_page(), true);
-       Reqs r;
-       for (uint16_t i = 0; i < 40; ++i) r.push_back(req(g, 0, 64, i + 1 < 40 ? netif::txf::more_data : 0, i));
-       r[0].size = 40 * 64;
-       return r;
-     }},
-    {"gso_extra_size_zero",
-     [](ScriptedFrontend& fe) {
-       auto gso = ScriptedFrontend::gso_extra(netif::gso_type::tcpv4, 0);
-       return fe.build(make_frame(4000, 6), true, 54, 0, &gso);
-     }},
-    {"disappears_mid_packet_chain_cut",
-     [](ScriptedFrontend& fe) {
-       auto r = fe.build(make_frame(6000), true, 42);
-       r.resize(2);  // more_data set on the last published piece: the rest never comes
-       return r;
-     }},
+    {"req_prod_past_ring", violation::req_prod_past_ring(7)},
+    {"offset_size_cross_page", violation::piece_crosses_page(1200, 3000)},  // 1158 bytes from 3000 run past the page
+    {"more_pieces_than_netif_allows", violation::too_many_pieces(40, 64)},
+    {"gso_extra_size_zero", violation::gso_size_zero(4000)},
+    // more_data set on the last published piece: the rest never comes
+    {"disappears_mid_packet_chain_cut", violation::chain_cut(6000, 2)},
 };
 
 class HostileViolation : public ::testing::TestWithParam<Violation> {};
 
 TEST_P(HostileViolation, DisablesOnlyTheOffenderOnceAndThePairIsUnharmed) {
-  Host h;
-  ScriptedFrontend bad(*h.hv, DomId{1});
-  VifId vbad = h.attach(bad);
-  HealthyPair pair(h, DomId{2}, DomId{3});
+  Scene s;
+  auto& [h, bad, vbad, pair] = s;
 
   pair.send();
   bad.send(make_frame(300));
@@ -115,12 +72,8 @@ INSTANTIATE_TEST_SUITE_P(All, HostileViolation, ::testing::ValuesIn(kViolations)
 // ---- odd but legal: dropped with an error answer, counted, the vif stays up ------------------------------------
 
 TEST(Hostile, ReusedIdsAreDroppedWithAnErrorAndCounted) {
-  Host h;
-  ScriptedFrontend bad(*h.hv, DomId{1}), sink(*h.hv, DomId{4});
-  VifId vbad = h.attach(bad);
-  VifId vsink = h.attach(sink);
-  ASSERT_TRUE(h.be->set_sink(vbad, std::make_shared<VifSink>(*h.be, vsink)).ok());
-  HealthyPair pair(h, DomId{2}, DomId{3});
+  PeerScene s;
+  auto& [h, bad, sink, vbad, vsink, pair] = s;
 
   // First packet is held (the sink guest has no buffers yet), so its id stays in flight.
   auto first = bad.build(make_frame(500), true, 42);
@@ -153,14 +106,10 @@ TEST(Hostile, ReusedIdsAreDroppedWithAnErrorAndCounted) {
 }
 
 TEST(Hostile, NineteenPiecesAreDroppedNotFatal) {
-  Host h;
-  ScriptedFrontend bad(*h.hv, DomId{1});
-  VifId vbad = h.attach(bad);
-  HealthyPair pair(h, DomId{2}, DomId{3});
+  Scene s;
+  auto& [h, bad, vbad, pair] = s;
   GrantRef g = bad.grant(bad.alloc_page(), true);
-  Reqs r;
-  for (uint16_t i = 0; i < 19; ++i) r.push_back(req(g, 0, 100, i + 1 < 19 ? netif::txf::more_data : 0, 100 + i));
-  r[0].size = 1900;
+  Reqs r = piece_chain(g, 19, 100, 100);
   bad.push_raw(r);
   pair.send();
   h.be->poll_until_idle();
@@ -177,12 +126,8 @@ TEST(Hostile, NineteenPiecesAreDroppedNotFatal) {
 // The header is copied out of the slot in the poll that takes the packet; a rewrite after that (the packet still
 // queued for its receiver) changes nothing the backend parsed or forwards.
 TEST(Hostile, SlotRewrittenAfterPostingDoesNotChangeTheForwardedHeader) {
-  Host h;
-  ScriptedFrontend bad(*h.hv, DomId{1}), rcv(*h.hv, DomId{4});
-  VifId vbad = h.attach(bad);
-  VifId vrcv = h.attach(rcv);
-  ASSERT_TRUE(h.be->set_sink(vbad, std::make_shared<VifSink>(*h.be, vrcv)).ok());
-  HealthyPair pair(h, DomId{2}, DomId{3});
+  PeerScene s;
+  auto& [h, bad, rcv, vbad, vrcv, pair] = s;
 
   const auto frame = make_frame(800);
   auto r = bad.build(frame, true, 42);
@@ -191,7 +136,7 @@ TEST(Hostile, SlotRewrittenAfterPostingDoesNotChangeTheForwardedHeader) {
   h.be->poll_until_idle();
   // Rewrite the slot (and the posted request) with garbage that would fail every check.
   std::memset(bad.slot_page(0).data() + r[0].offset, 0xff, 128);
-  *bad.tx().get_request(bad.tx().req_prod_pvt() - 2) = req(GrantRef{9999}, 4000, 65535, 0xff, 7);
+  *bad.tx().get_request(bad.tx().req_prod_pvt() - 2) = tx_request(GrantRef{9999}, 4000, 65535, 0xff, 7);
   rcv.post_rx(2);
   h.be->poll_until_idle();
   auto got = rcv.rx_frames();
@@ -205,10 +150,8 @@ TEST(Hostile, SlotRewrittenAfterPostingDoesNotChangeTheForwardedHeader) {
 // check runs on the backend's private copies, so it never reads out of bounds (ASan) and never stops; the vif
 // either keeps going or is disabled once, and the pair is unharmed.
 TEST(Hostile, ConcurrentRewritesOfRingAndSlotsWhileTheBackendPolls) {
-  Host h;
-  ScriptedFrontend bad(*h.hv, DomId{1});
-  VifId vbad = h.attach(bad);
-  HealthyPair pair(h, DomId{2}, DomId{3});
+  Scene s;
+  auto& [h, bad, vbad, pair] = s;
   auto r = bad.build(make_frame(1400), true, 42);
   auto ring_page = bad.tx().get_request(0);
   std::atomic<bool> stop{false};
@@ -250,12 +193,8 @@ TEST(Hostile, ConcurrentRewritesOfRingAndSlotsWhileTheBackendPolls) {
 // A kept header-slot page cannot be ended under the backend (the hypervisor holds the pin: GNTST_eagain), and a
 // payload grant ended while its packet waits for the receiver makes that one packet fail (counted), nothing else.
 TEST(Hostile, RevokingGrantsTheBackendUses) {
-  Host h;
-  ScriptedFrontend bad(*h.hv, DomId{1}), rcv(*h.hv, DomId{4});
-  VifId vbad = h.attach(bad);
-  VifId vrcv = h.attach(rcv);
-  ASSERT_TRUE(h.be->set_sink(vbad, std::make_shared<VifSink>(*h.be, vrcv)).ok());
-  HealthyPair pair(h, DomId{2}, DomId{3});
+  PeerScene s;
+  auto& [h, bad, rcv, vbad, vrcv, pair] = s;
 
   auto ended = bad.platform().grant_table().end_access(bad.slot_page_ref(0));
   ASSERT_FALSE(ended.ok()) << "a kept mapping pins the grant";
@@ -286,15 +225,11 @@ TEST(Hostile, RevokingGrantsTheBackendUses) {
 // a sender forwarding to it is held back only until rx_stall_timeout_ms, then the queue is dropped (answered,
 // counted) and frames to it are dropped at once, until it posts buffers again.
 TEST(Hostile, StopsConsumingRxQueueIsBoundedThenDrained) {
-  Host h;
-  ScriptedFrontend deaf(*h.hv, DomId{1}), sender(*h.hv, DomId{4});
   VifOptions vo;
   vo.rx_queue_max_bytes = 64 * 1024;
   vo.rx_stall_timeout_ms = 150;
-  VifId vdeaf = h.attach(deaf, vo);
-  VifId vsend = h.attach(sender);
-  ASSERT_TRUE(h.be->set_sink(vsend, std::make_shared<VifSink>(*h.be, vdeaf)).ok());
-  HealthyPair pair(h, DomId{2}, DomId{3});
+  PeerScene s(Forward::from_peer, {}, vo);
+  auto& [h, deaf, sender, vdeaf, vsend, pair] = s;
 
   // dom0's own frames (a local source that ignores rx_has_room): refused once the bytes bound is reached.
   size_t refused = 0;
@@ -350,18 +285,17 @@ TEST(Hostile, StopsConsumingRxQueueIsBoundedThenDrained) {
 // ---- event floods ------------------------------------------------------------------------------------------------
 
 TEST(Hostile, EventFloodCostsAtMostAPollAndHarmsNobody) {
-  Host h;
-  ScriptedFrontend bad(*h.hv, DomId{1});
-  VifId vbad = h.attach(bad);
-  HealthyPair pair(h, DomId{2}, DomId{3});
+  Scene s;
+  auto& [h, bad, vbad, pair] = s;
   const Port ports[] = {port_of(bad, "event-channel-tx"), port_of(bad, "event-channel-rx"),
                         port_of(bad, "event-channel-ctrl")};
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> sent{0};
+  EventChannel& evtchn = bad.platform().evtchn();  // a lambda may not capture a structured binding (clang 14)
   std::thread flood([&] {
     while (!stop.load(std::memory_order_relaxed))
       for (Port p : ports)
-        if (bad.platform().evtchn().notify(p).ok()) ++sent;
+        if (evtchn.notify(p).ok()) ++sent;
   });
   size_t polls = 0, work = 0;
   const auto until = Clock::now() + std::chrono::milliseconds(300);

@@ -91,6 +91,48 @@ class HealthyPair {
   size_t answered_ = 0;
 };
 
+// The world every hostile test starts from, attached in member order: one host, the guest under test (dom 1, its
+// vif with `vo`), then the healthy pair (doms 2 and 3) it must not harm. A test names the parts it plays with:
+//   Scene s;
+//   auto& [h, bad, vbad, pair] = s;
+struct Scene {
+  explicit Scene(BackendOptions bo = {}, VifOptions vo = {})
+      : h(bo), guest(*h.hv, DomId{1}), vguest(h.attach(guest, vo)), pair(h, DomId{2}, DomId{3}) {}
+  Host h;
+  ScriptedFrontend guest;
+  VifId vguest;
+  HealthyPair pair;
+};
+
+// Which way frames go between the guest under test and its peer (VifSink).
+enum class Forward { to_peer, from_peer };
+
+// Scene plus a peer guest (dom 4) attached right after the guest under test and joined to it by a VifSink, before
+// the healthy pair:
+//   PeerScene s;
+//   auto& [h, bad, rcv, vbad, vrcv, pair] = s;
+struct PeerScene {
+  explicit PeerScene(Forward dir = Forward::to_peer, BackendOptions bo = {}, VifOptions vo = {})
+      : h(bo),
+        guest(*h.hv, DomId{1}),
+        peer(*h.hv, DomId{4}),
+        vguest(h.attach(guest, vo)),
+        vpeer(attach_peer(dir)),
+        pair(h, DomId{2}, DomId{3}) {}
+  Host h;
+  ScriptedFrontend guest, peer;
+  VifId vguest, vpeer;
+  HealthyPair pair;
+
+ private:
+  VifId attach_peer(Forward dir) {
+    const VifId v = h.attach(peer);
+    const VifId from = dir == Forward::to_peer ? vguest : v, to = dir == Forward::to_peer ? v : vguest;
+    EXPECT_TRUE(h.be->set_sink(from, std::make_shared<VifSink>(*h.be, to)).ok());
+    return v;
+  }
+};
+
 // Waits on the backend's fds (event channel, store, timer) like a real netback thread, then polls.
 inline size_t wait_and_poll(Backend& be, int timeout_ms, bool* timed_out = nullptr) {
   std::vector<pollfd> pfds;

@@ -46,13 +46,11 @@ Drained drain(Host& h, ScriptedFrontend& fe, size_t n, size_t len, HealthyPair& 
 }
 
 TEST(Limits, CreditSchedulerBoundsBytesPerSecondWithBackPressure) {
-  Host h;
-  ScriptedFrontend hog(*h.hv, DomId{1});
   VifOptions vo;
   vo.credit.bytes_per_sec = 1'000'000;
   vo.credit.burst_bytes = 64 * 1024;
-  VifId vhog = h.attach(hog, vo);
-  HealthyPair pair(h, DomId{2}, DomId{3});
+  Scene s({}, vo);
+  auto& [h, hog, vhog, pair] = s;
   const size_t n = 150, len = 1000;
   Drained d = drain(h, hog, n, len, pair);
   // (150 kB - 64 kB burst) at 1 MB/s: at least ~86 ms; every packet went, none was dropped.
@@ -66,13 +64,11 @@ TEST(Limits, CreditSchedulerBoundsBytesPerSecondWithBackPressure) {
 }
 
 TEST(Limits, CreditSchedulerBoundsPacketsPerSecond) {
-  Host h;
-  ScriptedFrontend hog(*h.hv, DomId{1});
   VifOptions vo;
   vo.credit.ops_per_sec = 500;
   vo.credit.burst_ops = 16;
-  VifId vhog = h.attach(hog, vo);
-  HealthyPair pair(h, DomId{2}, DomId{3});
+  Scene s({}, vo);
+  auto& [h, hog, vhog, pair] = s;
   Drained d = drain(h, hog, 60, 100, pair);
   EXPECT_EQ(d.okay, 120u);
   EXPECT_GE(d.seconds, 0.9 * (60 - 16) / 500.0);
@@ -84,12 +80,8 @@ TEST(Limits, CreditSchedulerBoundsPacketsPerSecond) {
 TEST(Limits, InflightPacketsPerVifAreCappedByBackPressure) {
   BackendOptions bo;
   bo.max_inflight_per_vif = 8;
-  Host h(bo);
-  ScriptedFrontend hog(*h.hv, DomId{1}), rcv(*h.hv, DomId{4});
-  VifId vhog = h.attach(hog);
-  VifId vrcv = h.attach(rcv);
-  ASSERT_TRUE(h.be->set_sink(vhog, std::make_shared<VifSink>(*h.be, vrcv)).ok());
-  HealthyPair pair(h, DomId{2}, DomId{3});
+  PeerScene s(Forward::to_peer, bo);
+  auto& [h, hog, rcv, vhog, vrcv, pair] = s;
   for (int i = 0; i < 32; ++i) hog.send(make_frame(300, 17, static_cast<uint8_t>(i)));
   pair.send();
   h.be->poll_until_idle();
@@ -147,12 +139,8 @@ std::string recall_line(uint32_t seq, const std::vector<GrantRef>& refs) {
 // The backend answers in the poll that sees the request; afterwards every recalled grant can be ended, and the
 // waiting packets are still delivered byte for byte.
 TEST(Recall, UnderLoadReleasesEverythingWithinOnePoll) {
-  Host h;
-  ScriptedFrontend guest(*h.hv, DomId{1}), rcv(*h.hv, DomId{4});
-  VifId vg = h.attach(guest);
-  VifId vrcv = h.attach(rcv);
-  ASSERT_TRUE(h.be->set_sink(vg, std::make_shared<VifSink>(*h.be, vrcv)).ok());
-  HealthyPair pair(h, DomId{2}, DomId{3});
+  PeerScene s;
+  auto& [h, guest, rcv, vg, vrcv, pair] = s;
 
   std::vector<std::vector<std::byte>> sent;
   std::vector<GrantRef> payload_refs;
@@ -220,12 +208,8 @@ TEST(Recall, UnderLoadReleasesEverythingWithinOnePoll) {
 // entry stays GTF_reading; end_access fails), so dom0 never touches a page it no longer may; what it only
 // grant-copies later fails cleanly and is counted.
 TEST(Recall, GuestThatEndsAccessAnywayCannotHurtDom0) {
-  Host h;
-  ScriptedFrontend guest(*h.hv, DomId{1}), rcv(*h.hv, DomId{4});
-  VifId vg = h.attach(guest);
-  VifId vrcv = h.attach(rcv);
-  ASSERT_TRUE(h.be->set_sink(vg, std::make_shared<VifSink>(*h.be, vrcv)).ok());
-  HealthyPair pair(h, DomId{2}, DomId{3});
+  PeerScene s;
+  auto& [h, guest, rcv, vg, vrcv, pair] = s;
   std::vector<netif::TxRequest> reqs;
   for (int i = 0; i < 6; ++i) {
     auto r = guest.build(make_frame(1500, 17, static_cast<uint8_t>(i)), true, 42);
