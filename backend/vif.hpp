@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <type_traits>
 #include <vector>
 
 #include "backend/backend.hpp"
@@ -96,6 +97,9 @@ struct TxBuilt {
   int16_t drop_status = 0;         // != 0: answer with it (odd but legal packet), reason in drop_reason
   const char* drop_reason = "";
 };
+// The poll's copy ops point into packets' header buffers: growing the vector of packets must move them (buffers
+// stay put), never copy them.
+static_assert(std::is_nothrow_move_constructible_v<TxBuilt>);
 
 // tx_action's buffers, kept across polls: a packet's vectors keep their capacity from one poll to the next (a
 // sink that holds a packet takes them along), so the steady state allocates nothing per packet.
