@@ -25,3 +25,62 @@ wait_until() {
 }
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
 sha_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+# ---- dom0 and a domU taking turns through xenstore (/local/domain/<D>/data/lab-*) ----------------------------
+lab_get() { xenstore-read "$1" 2>/dev/null; }
+has() { [ -n "$(lab_get "$1")" ]; }  # (a function: wait_until re-runs it)
+size_is() { [ "$(wc -c <"$1" 2>/dev/null)" -ge "$2" ]; }
+
+# lab_exchange_dom0 DATA PEER [PREFIX...]: dom0's half of the traffic check with the domU at address PEER whose
+# data directory is DATA; PREFIX is how dom0 reaches it (e.g. `/usr/sbin/ip netns exec lab`). Pings it, lets it
+# ping back (lab-go, lab-ping), receives UP_MB MiB on port 5001 and sends DOWN_MB MiB to its port 5002, each
+# with the same sha256 at both ends. busybox nc stops at stdin EOF: a listener's stdin is held open.
+lab_exchange_dom0() {
+  data=$1 peer=$2
+  shift 2
+  if "$@" ping -c 3 -W 5 "$peer" >/tmp/ping.out 2>&1; then pass "dom0 -> domU ping: $(tail -n1 /tmp/ping.out)"
+  else fail "dom0 cannot ping the domU: $(tail -n2 /tmp/ping.out | tr '\n' ' ')"; fi
+  (sleep 600 | "$@" nc -l -p 5001 >/tmp/up.bin) &
+  xenstore-write "$data/lab-go" 1
+  if wait_until 60 has "$data/lab-ping"; then
+    case "$(lab_get "$data/lab-ping")" in ok*) pass "domU -> dom0 ping: $(lab_get "$data/lab-ping")";;
+      *) fail "domU -> dom0 ping: $(lab_get "$data/lab-ping")";; esac
+  else fail "the domU never reported its ping"; fi
+  t0=$(uptime_s)
+  if wait_until 90 size_is /tmp/up.bin $((UP_MB << 20)); then
+    up_sha=$(head -c $((UP_MB << 20)) /tmp/up.bin | sha256sum | cut -d' ' -f1)
+    wait_until 10 has "$data/lab-up-sha"
+    if [ "$up_sha" = "$(lab_get "$data/lab-up-sha")" ]; then pass "$UP_MB MiB domU -> dom0 (from $t0 to $(uptime_s) s), sha256 $up_sha at both ends"
+    else fail "domU -> dom0: dom0 got sha256 $up_sha, domU sent $(lab_get "$data/lab-up-sha")"; fi
+  else fail "domU -> dom0: dom0 got $(wc -c </tmp/up.bin) of $((UP_MB << 20)) bytes"; fi
+  dd if=/dev/urandom of=/tmp/down.bin bs=1048576 count=$DOWN_MB 2>/dev/null
+  down_sha=$(sha_of /tmp/down.bin)
+  t0=$(uptime_s)
+  xenstore-write "$data/lab-down" "$down_sha"
+  wait_until 20 has "$data/lab-listening"
+  timeout 90 "$@" nc "$peer" 5002 </tmp/down.bin || fail "dom0 -> domU: nc failed"
+  if wait_until 90 has "$data/lab-down-sha"; then
+    if [ "$down_sha" = "$(lab_get "$data/lab-down-sha")" ]; then pass "$DOWN_MB MiB dom0 -> domU (from $t0 to $(uptime_s) s), sha256 $down_sha at both ends"
+    else fail "dom0 -> domU: sent sha256 $down_sha, domU got $(lab_get "$data/lab-down-sha")"; fi
+  else fail "dom0 -> domU: the domU never reported what it got"; fi
+}
+
+# lab_exchange_domU DOM0: the domU's half, with dom0 at address DOM0; returns once dom0 writes lab-done, or 1
+# (after saying why) if dom0 never gives the go or never sends.
+lab_exchange_domU() {
+  wait_until 90 has data/lab-go || { say "no go from dom0"; return 1; }
+  if ping -c 3 -W 5 "$1" >/tmp/ping.out 2>&1; then xenstore-write data/lab-ping "ok $(tail -n1 /tmp/ping.out)"
+  else xenstore-write data/lab-ping "FAIL $(tail -n2 /tmp/ping.out | tr '\n' ' ')"; fi
+  dd if=/dev/urandom of=/tmp/up.bin bs=1048576 count=$UP_MB 2>/dev/null
+  xenstore-write data/lab-up-sha "$(sha_of /tmp/up.bin)"
+  timeout 90 nc "$1" 5001 </tmp/up.bin || say "nc to dom0 failed"
+  rm -f /tmp/up.bin
+  wait_until 120 has data/lab-down || { say "dom0 never sent"; return 1; }
+  (sleep 600 | nc -l -p 5002 >/tmp/down.bin) &
+  sleep 1
+  xenstore-write data/lab-listening 1
+  if wait_until 90 size_is /tmp/down.bin $((DOWN_MB << 20)); then
+    xenstore-write data/lab-down-sha "$(head -c $((DOWN_MB << 20)) /tmp/down.bin | sha256sum | cut -d' ' -f1)"
+  else xenstore-write data/lab-down-sha "only $(wc -c </tmp/down.bin) bytes"; fi
+  wait_until 60 has data/lab-done
+}

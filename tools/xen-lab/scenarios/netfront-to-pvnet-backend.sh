@@ -10,11 +10,6 @@ DOWN_MB=5
 NS=lab
 # iproute2's ip by path: busybox ash runs its own applets (ip without netns) before looking at PATH.
 IP=/usr/sbin/ip
-lab_get() { xenstore-read "$1" 2>/dev/null; }
-# busybox nc stops at stdin EOF: the listener's stdin is held open; the file is complete at its size.
-recv_start() { (sleep 600 | "$@") & }
-has() { [ -n "$(lab_get "$1")" ]; }
-size_is() { [ "$(wc -c <"$1" 2>/dev/null)" -ge "$2" ]; }
 # A counter of the backend's own totals at stop (its JSON's "backend_at_stop").
 json_num() { tr -d '\n ' </tmp/backend.json | sed 's/.*"backend_at_stop"://' | grep -o "\"$1\":[0-9]*" | head -n1 | cut -d: -f2; }
 
@@ -42,31 +37,7 @@ dom0_main() {
   else fail "netfront state $(lab_get "$fe/state") not Connected (4); backend: $(tail -n 3 /tmp/backend.out | tr '\n' ' ')"; return; fi
   if wait_until 60 has "$data/lab-up"; then pass "domU: $(lab_get "$data/lab-up")"
   else fail "the domU never brought eth0 up"; return; fi
-  if $IP netns exec $NS ping -c 3 -W 5 198.18.0.1 >/tmp/ping.out 2>&1; then pass "dom0 -> domU ping: $(tail -n1 /tmp/ping.out)"
-  else fail "dom0 cannot ping the domU: $(tail -n2 /tmp/ping.out | tr '\n' ' ')"; fi
-  recv_start $IP netns exec $NS nc -l -p 5001 >/tmp/up.bin
-  xenstore-write "$data/lab-go" 1
-  if wait_until 60 has "$data/lab-ping"; then
-    case "$(lab_get "$data/lab-ping")" in ok*) pass "domU -> dom0 ping: $(lab_get "$data/lab-ping")";;
-      *) fail "domU -> dom0 ping: $(lab_get "$data/lab-ping")";; esac
-  else fail "the domU never reported its ping"; fi
-  t0=$(uptime_s)
-  if wait_until 90 size_is /tmp/up.bin $((UP_MB << 20)); then
-    up_sha=$(head -c $((UP_MB << 20)) /tmp/up.bin | sha256sum | cut -d' ' -f1)
-    wait_until 10 has "$data/lab-up-sha"
-    if [ "$up_sha" = "$(lab_get "$data/lab-up-sha")" ]; then pass "$UP_MB MiB domU -> dom0 (from $t0 to $(uptime_s) s), sha256 $up_sha at both ends"
-    else fail "domU -> dom0: dom0 got sha256 $up_sha, domU sent $(lab_get "$data/lab-up-sha")"; fi
-  else fail "domU -> dom0: dom0 got $(wc -c </tmp/up.bin) of $((UP_MB << 20)) bytes"; fi
-  dd if=/dev/urandom of=/tmp/down.bin bs=1048576 count=$DOWN_MB 2>/dev/null
-  down_sha=$(sha_of /tmp/down.bin)
-  t0=$(uptime_s)
-  xenstore-write "$data/lab-down" "$down_sha"
-  wait_until 20 has "$data/lab-listening"
-  timeout 90 $IP netns exec $NS nc 198.18.0.1 5002 </tmp/down.bin || fail "dom0 -> domU: nc failed"
-  if wait_until 90 has "$data/lab-down-sha"; then
-    if [ "$down_sha" = "$(lab_get "$data/lab-down-sha")" ]; then pass "$DOWN_MB MiB dom0 -> domU (from $t0 to $(uptime_s) s), sha256 $down_sha at both ends"
-    else fail "dom0 -> domU: sent sha256 $down_sha, domU got $(lab_get "$data/lab-down-sha")"; fi
-  else fail "dom0 -> domU: the domU never reported what it got"; fi
+  lab_exchange_dom0 "$data" 198.18.0.1 $IP netns exec $NS
   xenstore-write "$data/lab-done" 1
   kill -TERM $be_pid; wait $be_pid
   # Teardown: the backend went Closed and, as the toolstack, removed both directories.
@@ -89,20 +60,6 @@ domU_main() {
   ip link set eth0 up
   wait_until 30 grep -q up /sys/class/net/eth0/operstate
   xenstore-write data/lab-up "eth0 $(cat /sys/class/net/eth0/operstate) at $(uptime_s) s"
-  wait_until 90 has data/lab-go || { say "no go from dom0"; return; }
-  if ping -c 3 -W 5 198.18.0.254 >/tmp/ping.out 2>&1; then xenstore-write data/lab-ping "ok $(tail -n1 /tmp/ping.out)"
-  else xenstore-write data/lab-ping "FAIL $(tail -n2 /tmp/ping.out | tr '\n' ' ')"; fi
-  dd if=/dev/urandom of=/tmp/up.bin bs=1048576 count=$UP_MB 2>/dev/null
-  xenstore-write data/lab-up-sha "$(sha_of /tmp/up.bin)"
-  timeout 90 nc 198.18.0.254 5001 </tmp/up.bin || say "nc to dom0 failed"
-  rm -f /tmp/up.bin
-  wait_until 120 has data/lab-down || { say "dom0 never sent"; return; }
-  recv_start nc -l -p 5002 >/tmp/down.bin
-  sleep 1
-  xenstore-write data/lab-listening 1
-  if wait_until 90 size_is /tmp/down.bin $((DOWN_MB << 20)); then
-    xenstore-write data/lab-down-sha "$(head -c $((DOWN_MB << 20)) /tmp/down.bin | sha256sum | cut -d' ' -f1)"
-  else xenstore-write data/lab-down-sha "only $(wc -c </tmp/down.bin) bytes"; fi
-  wait_until 60 has data/lab-done
+  lab_exchange_domU 198.18.0.254 || return
   say "eth0: $(cat /sys/class/net/eth0/statistics/tx_bytes) bytes sent, $(cat /sys/class/net/eth0/statistics/rx_bytes) received"
 }

@@ -16,9 +16,7 @@
 MB=5    # each way between d1 and dom0
 B_MB=2  # d2 -> d3: enough packets (~1500) for the counters' point, and less of the run's one TCG CPU
 T=100  # seconds any one step may take
-lab_get() { xenstore-read "$1" 2>/dev/null; }
 has() { xenstore-read "$1" >/dev/null 2>&1; }  # (a function: wait_until re-runs it; no $(...), one fork less)
-size_is() { [ "$(wc -c <"$1" 2>/dev/null)" -ge "$2" ]; }
 # recv_start PORT FILE: busybox nc stops at stdin EOF, so its stdin stays open; it writes FILE until killed.
 recv_start() { (sleep 600 | nc -l -p "$1" >"$2" 2>/dev/null) >/dev/null 2>&1 & }
 # recv_sha FILE MB: waits until FILE holds MB MiB, prints their sha256.

@@ -8,12 +8,6 @@
 # ends; netback's counters on vif<D>.0 count at least those bytes; the frontend's TAP counters drop nothing.
 UP_MB=5
 DOWN_MB=5
-lab_get() { xenstore-read "$1" 2>/dev/null; }
-# recv_file PORT FILE BYTES SECONDS: nc listens (its stdin held open: busybox nc stops at stdin EOF) until FILE
-# has BYTES bytes.
-recv_start() { (sleep 600 | nc -l -p "$1" >"$2") & }
-has() { [ -n "$(lab_get "$1")" ]; }  # (a function: wait_until re-runs it)
-size_is() { [ "$(wc -c <"$1" 2>/dev/null)" -ge "$2" ]; }
 
 dom0_main() {
   insmod /lib/modules/xen-netback.ko || { fail "insmod xen-netback"; return; }
@@ -34,31 +28,7 @@ SH
   else fail "the domU's frontend never brought its TAP up: $(domU_line d1 'frontend' 1)"; return; fi
   case "$(lab_get "$data/lab-tap")" in *slots=off*) pass "plain netif against xen-netback";;
     *) fail "frontend did not fall back to plain netif";; esac
-  if ping -c 3 -W 5 198.18.1.1 >/tmp/ping.out 2>&1; then pass "dom0 -> domU ping: $(tail -n1 /tmp/ping.out)"
-  else fail "dom0 cannot ping the domU: $(tail -n2 /tmp/ping.out | tr '\n' ' ')"; fi
-  recv_start 5001 /tmp/up.bin
-  xenstore-write "$data/lab-go" 1
-  if wait_until 60 has "$data/lab-ping"; then
-    case "$(lab_get "$data/lab-ping")" in ok*) pass "domU -> dom0 ping: $(lab_get "$data/lab-ping")";;
-      *) fail "domU -> dom0 ping: $(lab_get "$data/lab-ping")";; esac
-  else fail "the domU never reported its ping"; fi
-  t0=$(uptime_s)
-  if wait_until 90 size_is /tmp/up.bin $((UP_MB << 20)); then
-    up_sha=$(head -c $((UP_MB << 20)) /tmp/up.bin | sha256sum | cut -d' ' -f1)
-    wait_until 10 has "$data/lab-up-sha"
-    if [ "$up_sha" = "$(lab_get "$data/lab-up-sha")" ]; then pass "$UP_MB MiB domU -> dom0 (from $t0 to $(uptime_s) s), sha256 $up_sha at both ends"
-    else fail "domU -> dom0: dom0 got sha256 $up_sha, domU sent $(lab_get "$data/lab-up-sha")"; fi
-  else fail "domU -> dom0: dom0 got $(wc -c </tmp/up.bin) of $((UP_MB << 20)) bytes"; fi
-  dd if=/dev/urandom of=/tmp/down.bin bs=1048576 count=$DOWN_MB 2>/dev/null
-  down_sha=$(sha_of /tmp/down.bin)
-  t0=$(uptime_s)
-  xenstore-write "$data/lab-down" "$down_sha"
-  wait_until 20 has "$data/lab-listening"
-  timeout 90 nc 198.18.1.1 5002 </tmp/down.bin || fail "dom0 -> domU: nc failed"
-  if wait_until 90 has "$data/lab-down-sha"; then
-    if [ "$down_sha" = "$(lab_get "$data/lab-down-sha")" ]; then pass "$DOWN_MB MiB dom0 -> domU (from $t0 to $(uptime_s) s), sha256 $down_sha at both ends"
-    else fail "dom0 -> domU: sent sha256 $down_sha, domU got $(lab_get "$data/lab-down-sha")"; fi
-  else fail "dom0 -> domU: the domU never reported what it got"; fi
+  lab_exchange_dom0 "$data" 198.18.1.1
   s=/sys/class/net/$vif/statistics
   rxb=$(cat $s/rx_bytes) txb=$(cat $s/tx_bytes)
   say "netback $vif: rx_packets $(cat $s/rx_packets) rx_bytes $rxb rx_dropped $(cat $s/rx_dropped) tx_packets $(cat $s/tx_packets) tx_bytes $txb tx_dropped $(cat $s/tx_dropped)"
@@ -87,21 +57,7 @@ domU_main() {
   else
     say "frontend FAIL: $(tr '\n' ' ' </tmp/fe.out)"; return
   fi
-  wait_until 90 has data/lab-go || { say "no go from dom0"; return; }
-  if ping -c 3 -W 5 198.18.1.254 >/tmp/ping.out 2>&1; then xenstore-write data/lab-ping "ok $(tail -n1 /tmp/ping.out)"
-  else xenstore-write data/lab-ping "FAIL $(tail -n2 /tmp/ping.out | tr '\n' ' ')"; fi
-  dd if=/dev/urandom of=/tmp/up.bin bs=1048576 count=$UP_MB 2>/dev/null
-  xenstore-write data/lab-up-sha "$(sha_of /tmp/up.bin)"
-  timeout 90 nc 198.18.1.254 5001 </tmp/up.bin || say "nc to dom0 failed"
-  rm -f /tmp/up.bin
-  wait_until 120 has data/lab-down || { say "dom0 never sent"; return; }
-  recv_start 5002 /tmp/down.bin
-  sleep 1
-  xenstore-write data/lab-listening 1
-  if wait_until 90 size_is /tmp/down.bin $((DOWN_MB << 20)); then
-    xenstore-write data/lab-down-sha "$(head -c $((DOWN_MB << 20)) /tmp/down.bin | sha256sum | cut -d' ' -f1)"
-  else xenstore-write data/lab-down-sha "only $(wc -c </tmp/down.bin) bytes"; fi
-  wait_until 60 has data/lab-done
+  lab_exchange_domU 198.18.1.254 || return
   kill -TERM $fe; wait $fe
   st=$?
   say "frontend tap $(tr -d '\n' </tmp/fe.json | tr -s ' ' | grep -o '"tap": {[^}]*}[^}]*}')"
