@@ -372,32 +372,25 @@ Result<void> Backend::connect(Vif& vif) {
     }
   }
 
-  // Map the rings in one batch; all or nothing. A TX ring of several pages is mapped first, contiguously.
-  std::vector<MapOp> tx_ops;
-  if (tx_refs.size() > 1) {
-    for (uint32_t ref : tx_refs) tx_ops.push_back(map_op(vif.fe_dom, GrantRef{ref}, false));
-    dom0_.mapper().map_contiguous(tx_ops);
-    for (const auto& op : tx_ops)
-      if (op.status != GntSt::okay) {
-        std::vector<UnmapOp> undo_tx;
-        for (const auto& t : tx_ops)
-          if (t.status == GntSt::okay) undo_tx.push_back(unmap_op(t.handle));
-        if (!undo_tx.empty()) dom0_.mapper().unmap(undo_tx);
-        return make_error(EINVAL, "mapping the " + std::to_string(tx_refs.size()) + "-page TX ring of " + fe +
-                                      " failed");
-      }
-  }
-  std::vector<MapOp> ops;  // [0] the one-page TX ring (else unused), [1] RX, [2] ctrl, then the extents table
-  ops.push_back(map_op(vif.fe_dom, GrantRef{tx_refs[0]}, false));
+  // Map the rings, all or nothing: the TX ring's pages (several: contiguously, docs/protocol.md 9), then RX,
+  // ctrl and the extents table in one batch.
+  std::vector<MapOp> ops;
+  for (uint32_t ref : tx_refs) ops.push_back(map_op(vif.fe_dom, GrantRef{ref}, false));
+  const size_t n_tx = tx_refs.size();
   ops.push_back(map_op(vif.fe_dom, GrantRef{*rx_ref}, false));
+  const size_t ctrl_op = ops.size();
   if (ctrl_ref) ops.push_back(map_op(vif.fe_dom, GrantRef{*ctrl_ref}, false));
   const size_t extents_op = ops.size();
   if (extents_ref) ops.push_back(map_op(vif.fe_dom, GrantRef{*extents_ref}, true));
-  if (!tx_ops.empty()) ops.erase(ops.begin());  // mapped above: keep the indices with a copy of its first page
-  dom0_.mapper().map(ops);
-  if (!tx_ops.empty()) ops.insert(ops.begin(), tx_ops.begin(), tx_ops.end());
-  // ops is now: the TX ring's pages, RX, ctrl, extents.
-  const size_t n_tx = tx_ops.empty() ? 1 : tx_ops.size();
+  const std::span<MapOp> all(ops);
+  if (n_tx > 1) {
+    dom0_.mapper().map_contiguous(all.first(n_tx));  // all or nothing itself: nothing to undo when it fails
+    if (all.front().status != GntSt::okay)
+      return make_error(EINVAL, "mapping the " + std::to_string(n_tx) + "-page TX ring of " + fe + " failed");
+    dom0_.mapper().map(all.subspan(n_tx));
+  } else {
+    dom0_.mapper().map(all);
+  }
   std::vector<UnmapOp> undo;
   bool all_ok = true;
   for (const auto& op : ops) {
@@ -448,7 +441,7 @@ Result<void> Backend::connect(Vif& vif) {
   vif.tx.emplace(std::move(tx).value());
   vif.rx.emplace(std::move(rx).value());
   if (ctrl_ref) {
-    auto ctrl = netif::CtrlBackRing::attach(page(ops[n_tx + 1]));
+    auto ctrl = netif::CtrlBackRing::attach(page(ops[ctrl_op]));
     if (!ctrl) {
       unbind_all();
       unmap_all();
@@ -474,7 +467,7 @@ Result<void> Backend::connect(Vif& vif) {
   vif.rx_ext.reset();
   if (extents_ref) {
     vif.rx_ext.active = true;
-    vif.rx_ext.table = ops[extents_op + n_tx - 1].addr;
+    vif.rx_ext.table = ops[extents_op].addr;
     vif.rx_ext.headroom = static_cast<uint16_t>(extent_headroom);
   }
   vif.fe_sg = flag("feature-sg");
