@@ -386,11 +386,9 @@ Result<void> Netfront::connect() {
   uint32_t order = 0;
   if (auto m = st.read_int(be_dir_ + "/" + netif::key::max_tx_ring_page_order); m && *m > 0)
     order = static_cast<uint32_t>(std::min<long long>({*m, config_.tx_ring_page_order, netif::kTxRingPageOrderMax}));
-  if (auto t = alloc_tx_ring(order); !t && order != 0) {
-    if (auto t0 = alloc_tx_ring(0); !t0) return t0.error();
-  } else if (!t) {
-    return t.error();
-  }
+  auto tx = alloc_tx_ring(order);
+  if (!tx && order != 0) tx = alloc_tx_ring(0);  // no pages in a row: one page, as every netfront
+  if (!tx) return tx.error();
   auto rx = alloc_granted_page(false);
   if (!rx) return rx.error();
   rx_page_ = *rx;

@@ -308,6 +308,7 @@ class Netfront {
   void tx_frame_grant_done(uint16_t frame);
   void maybe_complete_tx_frame(uint16_t frame);
   void tx_drop_in_flight();
+  void tx_request_done(uint16_t id, int16_t status);  // its id, slot and grant back; the frame completes
   TxStatus tx_refuse(TxStatus s, std::string reason);
 
   // RX (rx_path.cpp)

@@ -301,22 +301,7 @@ bool Netfront::process_tx() {
         ++counters_.bad_responses;
         continue;
       }
-      TxReqState st = tx_req_[rsp.id];
-      tx_req_[rsp.id].in_flight = false;
-      tx_free_ids_.push_back(rsp.id);
-      TxFrameState& f = tx_frames_[st.frame];
-      f.status = worse(f.status, rsp.status);
-      if (st.has_slot) {
-        (void)slots_->free(st.slot);
-        counters_.slots_in_use = slots_->in_use();
-      }
-      --f.responses_pending;
-      if (st.has_grant) {
-        end_grant(st.gref, KeptGrant{GrantRef{}, st.has_linear ? std::optional<Pfn>(st.linear) : std::nullopt,
-                                     st.frame, -1, st.reserved_gref});
-      } else {
-        maybe_complete_tx_frame(st.frame);
-      }
+      tx_request_done(rsp.id, rsp.status);
     }
   } while (tx_->final_check_for_responses());
   return progress;
@@ -340,23 +325,29 @@ void Netfront::maybe_complete_tx_frame(uint16_t frame) {
 // Teardown with requests still on the ring: they will get no response; the frames complete as DROPPED once the
 // backend lets go of their grants.
 void Netfront::tx_drop_in_flight() {
-  for (uint16_t id = 0; id < netif::kTxRingSizeMax; ++id) {
-    TxReqState& st = tx_req_[id];
-    if (!st.in_flight) continue;
-    st.in_flight = false;
-    tx_free_ids_.push_back(id);
-    TxFrameState& f = tx_frames_[st.frame];
-    f.status = worse(f.status, netif::rsp::dropped);
-    if (st.has_slot && slots_) (void)slots_->free(st.slot);
-    --f.responses_pending;
-    if (st.has_grant) {
-      end_grant(st.gref, KeptGrant{GrantRef{}, st.has_linear ? std::optional<Pfn>(st.linear) : std::nullopt,
-                                   st.frame, -1, st.reserved_gref});
-    } else {
-      maybe_complete_tx_frame(st.frame);
-    }
+  for (uint16_t id = 0; id < netif::kTxRingSizeMax; ++id)
+    if (tx_req_[id].in_flight) tx_request_done(id, netif::rsp::dropped);
+}
+
+// A TX request is done, answered with `status` or dropped at teardown: its id and slot go back at once, its grant
+// once the backend no longer uses it; the frame completes with its last request and grant.
+void Netfront::tx_request_done(uint16_t id, int16_t status) {
+  const TxReqState st = tx_req_[id];
+  tx_req_[id].in_flight = false;
+  tx_free_ids_.push_back(id);
+  TxFrameState& f = tx_frames_[st.frame];
+  f.status = worse(f.status, status);
+  if (st.has_slot && slots_) {
+    (void)slots_->free(st.slot);
+    counters_.slots_in_use = slots_->in_use();
   }
-  if (slots_) counters_.slots_in_use = slots_->in_use();
+  --f.responses_pending;
+  if (st.has_grant) {
+    end_grant(st.gref, KeptGrant{GrantRef{}, st.has_linear ? std::optional<Pfn>(st.linear) : std::nullopt,
+                                 st.frame, -1, st.reserved_gref});
+  } else {
+    maybe_complete_tx_frame(st.frame);
+  }
 }
 
 }  // namespace pvnet
