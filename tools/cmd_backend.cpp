@@ -11,7 +11,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -30,6 +29,7 @@
 #include "grant-sim/sim_server.hpp"
 #include "grant-sim/xen_platform.hpp"
 #include "tools/command.hpp"
+#include "tools/json_file.hpp"
 #include "tools/options.hpp"
 #include "tools/guest_env.hpp"
 #include "tools/traffic_window.hpp"
@@ -287,9 +287,7 @@ Result<void> BackendDaemon::stop_and_report() {
   }
   j["backend_at_stop"] = at_stop;
   if (!opt_.json.empty()) {
-    std::ofstream f(opt_.json);
-    f << j.dump(2) << "\n";
-    if (!f) return make_error(EIO, "cannot write " + opt_.json);
+    if (auto w = write_json_file(opt_.json, j); !w) return w;
   }
   if (!closed) return make_error(closed.error().code, "closing " + opt_.out + ": " + closed.error().reason);
   return {};

@@ -1,12 +1,12 @@
 // pvnet bench: the copy-avoidance comparison on generated frames, across processes. See tools/bench_runner.hpp.
 #include <boost/program_options.hpp>
 #include <cstring>
-#include <fstream>
 #include <iostream>
 #include <sstream>
 
 #include "tools/bench_runner.hpp"
 #include "tools/command.hpp"
+#include "tools/json_file.hpp"
 #include "tools/options.hpp"
 
 namespace po = boost::program_options;
@@ -91,10 +91,8 @@ int cmd_bench(int argc, char** argv) {
   }
   std::cout << rep->table();
   if (!json.empty()) {
-    std::ofstream f(json);
-    f << rep->to_json().dump(2) << "\n";
-    if (!f) {
-      std::cerr << "pvnet bench: cannot write " << json << "\n";
+    if (auto w = write_json_file(json, rep->to_json()); !w) {
+      std::cerr << "pvnet bench: " << w.error().reason << "\n";
       return 1;
     }
   }

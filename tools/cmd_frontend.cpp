@@ -13,7 +13,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -27,6 +26,7 @@
 #include "grant-sim/xen_platform.hpp"
 #include "grant-sim/xen_store.hpp"
 #include "tools/command.hpp"
+#include "tools/json_file.hpp"
 #include "tools/options.hpp"
 #include "tools/tap_frontend.hpp"
 #include "tools/trace_sender.hpp"
@@ -419,9 +419,7 @@ void FrontendDaemon::write_json() {
                 {"pending_max", t.pending_max},       {"dropped", t.dropped}};
   }
   if (!backend_gone_.empty()) j["backend_gone"] = backend_gone_;
-  std::ofstream f(opt_.json);
-  f << j.dump(2) << "\n";
-  if (!f) std::cerr << "pvnet frontend: cannot write " << opt_.json << "\n";
+  if (auto w = write_json_file(opt_.json, j); !w) std::cerr << "pvnet frontend: " << w.error().reason << "\n";
 }
 
 int FrontendDaemon::run() {

@@ -1,10 +1,10 @@
 // pvnet replay: the main job. See tools/replay.hpp.
 #include <boost/program_options.hpp>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 
 #include "tools/command.hpp"
+#include "tools/json_file.hpp"
 #include "tools/options.hpp"
 #include "tools/compare.hpp"
 #include "tools/multiprocess_replay.hpp"
@@ -45,10 +45,8 @@ int compare_mode(const ReplayOptions& base, const po::variables_map& vm, const s
   }
   std::cout << rep->table();
   if (!json.empty()) {
-    std::ofstream f(json);
-    f << rep->to_json().dump(2) << "\n";
-    if (!f) {
-      std::cerr << "pvnet replay: cannot write " << json << "\n";
+    if (auto w = write_json_file(json, rep->to_json()); !w) {
+      std::cerr << "pvnet replay: " << w.error().reason << "\n";
       return 1;
     }
   }
@@ -164,10 +162,8 @@ int cmd_replay(int argc, char** argv) {
     j["verified"] = verified;
   }
   if (!json.empty()) {
-    std::ofstream f(json);
-    f << j.dump(2) << "\n";
-    if (!f) {
-      std::cerr << "pvnet replay: cannot write " << json << "\n";
+    if (auto w = write_json_file(json, j); !w) {
+      std::cerr << "pvnet replay: " << w.error().reason << "\n";
       return 1;
     }
   }

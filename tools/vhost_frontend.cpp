@@ -16,7 +16,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <iostream>
 #include <optional>
 #include <thread>
@@ -24,6 +23,7 @@
 #include "backend/pcap_io.hpp"
 #include "frontend/vhost_net_bridge.hpp"
 #include "grant-sim/sim_client.hpp"
+#include "tools/json_file.hpp"
 
 namespace pvnet::tools {
 namespace {
@@ -196,8 +196,7 @@ int run_vhost_frontend(const VhostFrontendOptions& opt) {
                   {"guest_disconnects", c.guest_disconnects}};
     if (!bridge.error().empty()) j["guest_error"] = bridge.error();
     if (bridge.netfront()) j["frontend"] = bridge.netfront()->counters();
-    std::ofstream f(opt.json);
-    f << j.dump(2) << "\n";
+    if (auto w = write_json_file(opt.json, j); !w) std::cerr << "pvnet frontend: " << w.error().reason << "\n";
   }
   say("done");
   return rc;
