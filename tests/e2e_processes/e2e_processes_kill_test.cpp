@@ -14,26 +14,15 @@ using tools::ChildProcess;
 
 const std::string kTrace = (source_dir() / "traces" / "tcp-1500-small.pcap").string();
 
-std::unique_ptr<ChildProcess> start(std::vector<std::string> args, const std::string& name, const char* wait_for) {
-  args.insert(args.begin(), "pvnet");
-  auto c = ChildProcess::spawn(PVNET_EXE, args, name);
-  EXPECT_TRUE(c.ok()) << (c.ok() ? "" : c.error().reason);
-  if (!c) return nullptr;
-  auto line = (*c)->wait_for_line(wait_for, Ms(20'000));
-  EXPECT_TRUE(line.ok()) << line.error().reason;
-  if (!line) return nullptr;
-  return std::move(c).value();
-}
-
 TEST(ProcessesKill, GuestKilledMidStreamLeavesNothingMappedInDom0) {
   const fs::path sock = scratch("kill.sock"), be_json = scratch("kill-backend.json"), cap = scratch("kill.pcap");
   fs::remove(sock);
   // pcap sink: dom0 maps payload pages lazily, so the guest dies with some of them possibly mapped.
-  auto be = start({"backend", "--socket", sock, "--sink", "pcap", "--out", cap, "--frontends", "1", "--json",
+  auto be = start_pvnet({"backend", "--socket", sock, "--sink", "pcap", "--out", cap, "--frontends", "1", "--json",
                    be_json},
                   "backend", "ready");
   ASSERT_TRUE(be);
-  auto a = start({"frontend", "--socket", sock, "--domid", "1", "--tx", kTrace, "--repeat", "100000", "--wait-go"},
+  auto a = start_pvnet({"frontend", "--socket", sock, "--domid", "1", "--tx", kTrace, "--repeat", "100000", "--wait-go"},
                  "frontend A", "connected");
   ASSERT_TRUE(a);
   ASSERT_TRUE(be->wait_for_line("added vif1.0", Ms(5'000)).ok());
@@ -69,13 +58,13 @@ TEST(ProcessesKill, ForwardingGuestKilledReleasesTheDestinationsQueueToo) {
   // vif -> vif: guest A dies while dom0 may hold its frames queued for B; B stays and is stopped cleanly.
   const fs::path sock = scratch("kill2.sock"), be_json = scratch("kill2-backend.json"), b_json = scratch("b.json");
   fs::remove(sock);
-  auto be = start({"backend", "--socket", sock, "--forward", "1:2", "--frontends", "1,2", "--json", be_json},
+  auto be = start_pvnet({"backend", "--socket", sock, "--forward", "1:2", "--frontends", "1,2", "--json", be_json},
                   "backend", "ready");
   ASSERT_TRUE(be);
-  auto b = start({"frontend", "--socket", sock, "--domid", "2", "--receive", "--json", b_json}, "frontend B",
+  auto b = start_pvnet({"frontend", "--socket", sock, "--domid", "2", "--receive", "--json", b_json}, "frontend B",
                  "connected");
   ASSERT_TRUE(b);
-  auto a = start({"frontend", "--socket", sock, "--domid", "1", "--tx", kTrace, "--repeat", "100000", "--wait-go"},
+  auto a = start_pvnet({"frontend", "--socket", sock, "--domid", "1", "--tx", kTrace, "--repeat", "100000", "--wait-go"},
                  "frontend A", "connected");
   ASSERT_TRUE(a);
   ASSERT_TRUE(a->send_line("go").ok());
@@ -103,7 +92,7 @@ TEST(ProcessesKill, ForwardingGuestKilledReleasesTheDestinationsQueueToo) {
 TEST(ProcessesKill, BackendKilledMidStreamTheFrontendSaysSo) {
   const fs::path sock = scratch("kill3.sock");
   fs::remove(sock);
-  auto be = start({"backend", "--socket", sock, "--sink", "null", "--frontends", "1"}, "backend", "ready");
+  auto be = start_pvnet({"backend", "--socket", sock, "--sink", "null", "--frontends", "1"}, "backend", "ready");
   ASSERT_TRUE(be);
   std::vector<std::string> args = {"pvnet", "frontend", "--socket", sock, "--domid", "1", "--tx", kTrace,
                                    "--repeat", "100000", "--wait-go"};

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -49,6 +50,20 @@ inline PvnetRun run_pvnet(std::vector<std::string> args, Ms timeout = Ms(120'000
   run.status = st ? *st : -1;
   if (!st) run.output += "[test: " + st.error().reason + "; killed]\n";
   return run;
+}
+
+// Spawns `pvnet args...` (a daemon: backend, frontend, hypervisor) and waits up to 20 s for a line starting with
+// `wait_for`; nullptr (and a test failure naming `name`) if it never says it.
+inline std::unique_ptr<tools::ChildProcess> start_pvnet(std::vector<std::string> args, const std::string& name,
+                                                        const char* wait_for) {
+  args.insert(args.begin(), "pvnet");
+  auto c = tools::ChildProcess::spawn(PVNET_EXE, args, name);
+  EXPECT_TRUE(c.ok()) << (c.ok() ? "" : c.error().reason);
+  if (!c) return nullptr;
+  auto line = (*c)->wait_for_line(wait_for, Ms(20'000));
+  EXPECT_TRUE(line.ok()) << name << ": " << (line.ok() ? "" : line.error().reason);
+  if (!line) return nullptr;
+  return std::move(c).value();
 }
 
 inline nlohmann::json read_json(const fs::path& p) {

@@ -16,15 +16,16 @@
 #include <thread>
 
 #include "backend/pcap_io.hpp"
-#include "tests/common/test_traces.hpp"
-#include "tools/child_process.hpp"
+#include "tests/e2e_processes/e2e_util.hpp"
 
 namespace pvnet {
 namespace {
 
-namespace fs = std::filesystem;
+using e2e::read_json;
+using e2e::start_pvnet;
 using Ms = std::chrono::milliseconds;
 using tools::ChildProcess;
+namespace fs = std::filesystem;
 
 // About 1 s of stream without sanitizers (several under ASan, hence fewer rounds): the kill lands well inside it.
 #ifdef __SANITIZE_ADDRESS__
@@ -34,24 +35,6 @@ constexpr uint32_t kRepeat = 150;
 #endif
 
 fs::path scratch(const std::string& name) { return test_data::scratch("restart", name); }
-
-std::unique_ptr<ChildProcess> start(std::vector<std::string> args, const std::string& name, const char* wait_for) {
-  args.insert(args.begin(), "pvnet");
-  auto c = ChildProcess::spawn(PVNET_EXE, args, name);
-  EXPECT_TRUE(c.ok()) << (c.ok() ? "" : c.error().reason);
-  if (!c) return nullptr;
-  auto line = (*c)->wait_for_line(wait_for, Ms(20'000));
-  EXPECT_TRUE(line.ok()) << name << ": " << (line.ok() ? "" : line.error().reason);
-  if (!line) return nullptr;
-  return std::move(c).value();
-}
-
-nlohmann::json read_json(const fs::path& p) {
-  std::ifstream f(p);
-  auto j = nlohmann::json::parse(f, nullptr, false);
-  EXPECT_FALSE(j.is_discarded()) << p;
-  return j.is_discarded() ? nlohmann::json::object() : j;
-}
 
 // "client-gone id=.. dom=D ... key=V ...": the value of key.
 uint64_t field(const std::string& line, const std::string& key) {
@@ -82,14 +65,14 @@ TEST(BackendRestart, KilledMidStreamAndStartedAgainFrontendsReconnectNothingLeak
   const std::vector<std::string> backend_args = {"backend", "--hypervisor-socket", hsock.string(), "--forward",
                                                  "1:2", "--frontends", "1,2"};
 
-  auto hv = start({"hypervisor", "--socket", hsock}, "hypervisor", "ready");
+  auto hv = start_pvnet({"hypervisor", "--socket", hsock}, "hypervisor", "ready");
   ASSERT_TRUE(hv);
-  auto be1 = start(backend_args, "backend 1", "ready");
+  auto be1 = start_pvnet(backend_args, "backend 1", "ready");
   ASSERT_TRUE(be1);
-  auto b = start({"frontend", "--socket", hsock, "--domid", "2", "--rx", rx, "--json", b_json}, "frontend B",
+  auto b = start_pvnet({"frontend", "--socket", hsock, "--domid", "2", "--rx", rx, "--json", b_json}, "frontend B",
                  "connected");
   ASSERT_TRUE(b);
-  auto a = start({"frontend", "--socket", hsock, "--domid", "1", "--tx", trace, "--repeat", std::to_string(kRepeat),
+  auto a = start_pvnet({"frontend", "--socket", hsock, "--domid", "1", "--tx", trace, "--repeat", std::to_string(kRepeat),
                   "--wait-go", "--json", a_json},
                  "frontend A", "connected");
   ASSERT_TRUE(a);
@@ -115,7 +98,7 @@ TEST(BackendRestart, KilledMidStreamAndStartedAgainFrontendsReconnectNothingLeak
   EXPECT_EQ(closed, 2u) << "one backend state node per vif";
   EXPECT_EQ(field(gone.back(), "dom_pins_left"), 0u) << gone.back();
 
-  auto be2 = start(backend_args, "backend 2", "ready");
+  auto be2 = start_pvnet(backend_args, "backend 2", "ready");
   ASSERT_TRUE(be2);
   auto re = a->wait_for_line("reconnected", Ms(20'000));
   ASSERT_TRUE(re.ok()) << re.error().reason;
