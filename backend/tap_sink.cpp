@@ -108,6 +108,7 @@ SinkResult TapSink::consume(TxPacket& pkt, PayloadPolicy& payload, BackendCounte
     return SinkResult::drop(netif::rsp::dropped, errno == EAGAIN ? "tap_queue_full" : "tap_write_error");
   }
   to_host_++;
+  to_host_bytes_ += pkt.len;
   return SinkResult::okay();
 }
 
@@ -126,8 +127,10 @@ size_t TapSink::pump_rx(Backend& backend, VifId vif) {
     RxFrame f;
     f.local.assign(buf.begin() + kVnetHdr, buf.begin() + n);
     f.len = static_cast<uint32_t>(f.local.size());
+    const uint32_t len = f.len;
     if (backend.queue_rx(vif, std::move(f))) {
       to_guest_++;
+      to_guest_bytes_ += len;
     } else {
       dropped_no_guest_++;
     }

@@ -67,6 +67,10 @@ class TapSink final : public Sink {
 
   uint64_t frames_to_host() const { return to_host_; }
   uint64_t frames_to_guest() const { return to_guest_; }
+  // Bytes of those frames (Ethernet frames, no virtio_net_hdr): a GSO frame towards the host counts once in
+  // frames_to_host but with all its bytes here.
+  uint64_t bytes_to_host() const { return to_host_bytes_; }
+  uint64_t bytes_to_guest() const { return to_guest_bytes_; }
   uint64_t frames_dropped_no_guest() const { return dropped_no_guest_; }
 
  private:
@@ -75,6 +79,7 @@ class TapSink final : public Sink {
   std::vector<std::byte> frame_;   // reused: virtio_net_hdr + frame towards the host
   std::vector<std::byte> rx_buf_;  // reused: one read from the TAP
   uint64_t to_host_ = 0, to_guest_ = 0, dropped_no_guest_ = 0;
+  uint64_t to_host_bytes_ = 0, to_guest_bytes_ = 0;
 };
 
 }  // namespace pvnet

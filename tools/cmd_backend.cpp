@@ -283,7 +283,8 @@ Result<void> BackendDaemon::stop_and_report() {
   if (tap_) {
     j["tap"] = {{"netns", opt_.tap_netns}, {"ifname", tap_->ifname()}, {"domid", opt_.tap_for},
                 {"frames_to_host", tap_->frames_to_host()}, {"frames_to_guest", tap_->frames_to_guest()},
-                {"frames_dropped_no_guest", tap_->frames_dropped_no_guest()}};
+                {"frames_dropped_no_guest", tap_->frames_dropped_no_guest()},
+                {"bytes_to_host", tap_->bytes_to_host()}, {"bytes_to_guest", tap_->bytes_to_guest()}};
   }
   j["backend_at_stop"] = at_stop;
   if (!opt_.json.empty()) {
