@@ -54,23 +54,57 @@ Result<VifId> Backend::add_vif(DomId frontend, uint32_t handle, VifOptions optio
   for (const auto& [id, v] : vifs_)
     if (v->fe_dom == frontend && v->handle == handle)
       return make_error(EEXIST, "vif" + std::to_string(frontend.value) + "." + std::to_string(handle) + " exists");
-  Store& store = dom0_.store();
-  auto paths = toolstack_create_vif(store, dom0_.self(), frontend, handle, options.mac);
+  auto paths = toolstack_create_vif(dom0_.store(), dom0_.self(), frontend, handle, options.mac);
   if (!paths) return paths.error();
-
   auto vif = std::make_unique<Vif>();
-  vif->id = VifId{next_vif_++};
   vif->fe_dom = frontend;
   vif->handle = handle;
   vif->opts = std::move(options);
+  vif->paths = std::move(paths).value();
+  return probe(std::move(vif));
+}
+
+Result<VifId> Backend::adopt_vif(const VifPaths& paths, VifOptions options) {
+  Store& store = dom0_.store();
+  const std::string& be = paths.backend;
+  // The directory's own name says whose it is (backend/vif/<F>/<N>); libxl's frontend-id and handle must agree.
+  const auto slash = be.rfind('/');
+  const auto slash2 = slash == std::string::npos || slash == 0 ? std::string::npos : be.rfind('/', slash - 1);
+  if (slash2 == std::string::npos) return make_error(EINVAL, be + " is not a backend/vif/<F>/<N> directory");
+  auto fe_id = store.read_int(be + "/frontend-id");
+  auto handle = store.read_int(be + "/handle");
+  if (!fe_id || *fe_id <= 0 || *fe_id >= DOMID_FIRST_RESERVED || std::to_string(*fe_id) != be.substr(slash2 + 1, slash - slash2 - 1))
+    return make_error(EINVAL, be + "/frontend-id does not name the directory's frontend domain");
+  if (!handle || *handle < 0 || std::to_string(*handle) != be.substr(slash + 1))
+    return make_error(EINVAL, be + "/handle does not match the directory's name");
+  const DomId frontend{static_cast<uint16_t>(*fe_id)};
+  for (const auto& [id, v] : vifs_)
+    if (v->fe_dom == frontend && v->handle == static_cast<uint32_t>(*handle))
+      return make_error(EEXIST, v->name + " exists");
+  auto fe_path = store.read_opt(be + "/frontend");
+  if (!fe_path || *fe_path != paths.frontend)
+    return make_error(EINVAL, be + "/frontend is not " + paths.frontend);
+  if (auto mac = store.read_opt(be + "/mac")) options.mac = *mac;
+  if (auto mtu = store.read_int(be + "/mtu"); mtu && *mtu >= 68 && *mtu <= 65535) options.mtu = static_cast<uint32_t>(*mtu);
+  auto vif = std::make_unique<Vif>();
+  vif->fe_dom = frontend;
+  vif->handle = static_cast<uint32_t>(*handle);
+  vif->opts = std::move(options);
+  vif->paths = paths;
+  vif->adopted = true;
+  return probe(std::move(vif));
+}
+
+// netback_probe: advertise what this backend does, then InitWait, and follow the frontend from now on.
+Result<VifId> Backend::probe(std::unique_ptr<Vif> vif) {
+  Store& store = dom0_.store();
+  vif->id = VifId{next_vif_++};
   if (!vif->opts.sink) vif->opts.sink = default_sink_;
   vif->credit.configure(vif->opts.credit, std::chrono::steady_clock::now());
   vif->rx_progress = std::chrono::steady_clock::now();
-  vif->name = "vif" + std::to_string(frontend.value) + "." + std::to_string(handle);
-  vif->paths = std::move(paths).value();
+  vif->name = "vif" + std::to_string(vif->fe_dom.value) + "." + std::to_string(vif->handle);
   vif->token = "pvnet-backend:" + std::to_string(vif->id.value);
 
-  // netback_probe: advertise what this backend does, then InitWait.
   const std::string& be = vif->paths.backend;
   const std::pair<const char*, std::string> features[] = {
       {"feature-sg", "1"},
@@ -100,12 +134,28 @@ Result<void> Backend::remove_vif(VifId id) {
   Vif* vif = find(id);
   if (!vif) return make_error(ENOENT, "no vif " + std::to_string(id.value));
   disconnect(*vif, "removed by the toolstack");
-  (void)dom0_.store().unwatch(vif->paths.frontend, vif->token);
-  (void)dom0_.store().switch_state(vif->paths.backend, XenbusState::Closed);
-  auto r = toolstack_destroy_vif(dom0_.store(), vif->paths);
+  Store& store = dom0_.store();
+  (void)store.unwatch(vif->paths.frontend, vif->token);
+  Result<void> r;
+  if (!vif->adopted) {
+    (void)store.switch_state(vif->paths.backend, XenbusState::Closed);
+    r = toolstack_destroy_vif(store, vif->paths);
+  } else if (vif->be_state != XenbusState::Closed && store.read_opt(vif->paths.backend + "/state")) {
+    r = store.switch_state(vif->paths.backend, XenbusState::Closed);
+  }
   removed_ += vif->counters;
   vifs_.erase(id);
   return r;
+}
+
+Result<void> Backend::offline_vif(VifId id) {
+  Vif* vif = find(id);
+  if (!vif) return make_error(ENOENT, "no vif " + std::to_string(id.value));
+  disconnect(*vif, "taken offline by the toolstack");
+  vif->offline = true;
+  if (vif->be_state == XenbusState::Closed) return {};
+  vif->be_state = XenbusState::Closed;
+  return dom0_.store().switch_state(vif->paths.backend, XenbusState::Closed);
 }
 
 Result<void> Backend::set_sink(VifId id, std::shared_ptr<Sink> sink) {
@@ -255,13 +305,15 @@ void Backend::frontend_changed(Vif& vif) {
   auto set_state = [&](XenbusState s) {
     if (vif.be_state == s) return;
     vif.be_state = s;
+    // An adopted vif whose directory libxl removed (xl destroy, a forced detach): a write would re-create it.
+    if (vif.adopted && !store.read_opt(be + "/state")) return;
     (void)store.switch_state(be, s);
   };
   const XenbusState fe = store.read_state(vif.paths.frontend);
   switch (fe) {
     case XenbusState::Initialising:
       // A frontend coming back after a Closed: offer the device again (netback's "prepare for reconnect").
-      if (vif.be_state == XenbusState::Closed) set_state(XenbusState::InitWait);
+      if (vif.be_state == XenbusState::Closed && !vif.offline) set_state(XenbusState::InitWait);
       break;
     case XenbusState::Initialised:
     case XenbusState::InitWait:
@@ -677,6 +729,14 @@ size_t Backend::kept_mappings(VifId id) const {
 std::string Backend::name(VifId id) const {
   const Vif* vif = find(id);
   return vif ? vif->name : std::string();
+}
+DomId Backend::frontend_domain(VifId id) const {
+  const Vif* vif = find(id);
+  return vif ? vif->fe_dom : DomId{};
+}
+uint32_t Backend::handle(VifId id) const {
+  const Vif* vif = find(id);
+  return vif ? vif->handle : 0;
 }
 VifPaths Backend::paths(VifId id) const {
   const Vif* vif = find(id);

@@ -69,8 +69,18 @@ class Backend {
   // Toolstack + backend probe: creates the store directories of docs/protocol.md 1, writes the feature keys,
   // goes InitWait and watches the frontend. The vif connects when its frontend goes Connected (in poll()).
   Result<VifId> add_vif(DomId frontend, uint32_t handle, VifOptions options = {});
-  // Tears the vif down (as on frontend Closed) and removes both store directories.
+  // Serves a vif whose directories the toolstack wrote (libxl's `xl network-attach` or a `vif = [...]` line:
+  // backend state Initialising, `frontend`, `frontend-id`, `handle`, `mac`, maybe `mtu`): reads them, writes the
+  // feature keys, goes InitWait and watches the frontend, as netback's probe does. options.mac/mtu are replaced
+  // by the directory's `mac` and `mtu` when present.
+  Result<VifId> adopt_vif(const VifPaths& paths, VifOptions options = {});
+  // Tears the vif down (as on frontend Closed). A vif of add_vif: removes both store directories; an adopted one:
+  // leaves them to the toolstack, and says Closed only if its backend directory is still there.
   Result<void> remove_vif(VifId vif);
+  // The toolstack took the device offline (libxl's detach: `online` 0, state Closing): release everything held
+  // for the frontend and say Closed, which is what libxl waits for before it removes the directories. Not
+  // waiting for the frontend: libxl gives the backend 10 s, and a frontend that never answers must not cost that.
+  Result<void> offline_vif(VifId vif);
   Result<void> set_sink(VifId vif, std::shared_ptr<Sink> sink);
 
   // Non-blocking: one pass over store watches, control rings, TX and RX of every vif. Returns the work done
@@ -100,6 +110,8 @@ class Backend {
   uint32_t header_slot_size(VifId vif) const;
   size_t kept_mappings(VifId vif) const;  // header-slot pages currently mapped for it
   std::string name(VifId vif) const;      // "vif<F>.<N>", as Linux names the interface
+  DomId frontend_domain(VifId vif) const;
+  uint32_t handle(VifId vif) const;
   VifPaths paths(VifId vif) const;
   std::vector<VifId> vifs() const;
   PayloadPolicy& payload_policy() { return *payload_; }
@@ -111,6 +123,7 @@ class Backend {
   Backend(Platform& dom0, BackendOptions options, std::unique_ptr<PayloadPolicy> payload);
 
   Vif* find(VifId id) const;
+  Result<VifId> probe(std::unique_ptr<Vif> vif);
   bool offers_header_slots(const Vif& vif) const;
   uint32_t tx_ring_page_order_offered(const Vif& vif) const;
   size_t process_watches();

@@ -55,6 +55,10 @@ struct Backend::Vif {
   VifPaths paths;
   std::string token;  // the store watch token
   XenbusState be_state = XenbusState::Initialising;
+  // The directories are the toolstack's (libxl wrote them; adopt_vif): the backend never creates or removes them,
+  // and once they are gone it writes nothing there (a write would re-create a node libxl just removed).
+  bool adopted = false;
+  bool offline = false;  // offline_vif: the toolstack is removing it; a frontend coming back gets no InitWait
 
   // Set at connect, cleared at disconnect.
   bool connected = false;

@@ -1,8 +1,10 @@
 // pvnet backend: dom0 as its own process. Hosts the simulated hypervisor (served on --socket for the frontend
 // processes), plays the toolstack (a vif for every domain that appears, as libxl does on @introduceDomain; removed
-// when the domain goes, @releaseDomain) and runs netback, all in one poll loop. SIGUSR1/SIGUSR2 snapshot the
-// counters at traffic start/end; SIGTERM/SIGINT tear every vif down and write --json. Control lines on stdout:
-// "ready PATH", "added vifN.0", "removed vifN.0", "snapshot start", "snapshot end".
+// when the domain goes, @releaseDomain) and runs netback, all in one poll loop. With --toolstack libxl it writes
+// no directories: it serves the vifs libxl writes (`xl network-attach`, backend/vif_adopter.hpp). SIGUSR1/SIGUSR2
+// snapshot the counters at traffic start/end; SIGTERM/SIGINT tear every vif down and write --json. Control lines
+// on stdout: "ready PATH", "added vifN.0", "adopted vifN.M", "offline vifN.M", "removed vifN.M", "refused PATH:
+// why", "snapshot start", "snapshot end".
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -23,6 +25,7 @@
 #include "backend/null_sink.hpp"
 #include "backend/pcap_sink.hpp"
 #include "backend/tap_sink.hpp"
+#include "backend/vif_adopter.hpp"
 #include "backend/vif_sink.hpp"
 #include "grant-sim/sim_client.hpp"
 #include "grant-sim/sim_hypervisor.hpp"
@@ -40,7 +43,7 @@ namespace pvnet::tools {
 namespace {
 
 constexpr uint32_t kVifHandle = 0;
-constexpr int kIdleWaitMs = 10;
+constexpr int kIdleWaitMs = -1;  // idle: sleep until an fd wakes us (signal, server, watch, event channel, timer, TAP)
 
 void say(const std::string& line) {
   std::fputs((line + "\n").c_str(), stdout);
@@ -58,6 +61,7 @@ class NoDestinationSink final : public Sink {
 
 struct DaemonOptions {
   bool xen = false;  // --hypervisor xen: dom0 of a real Xen host (docs/xen.md)
+  bool libxl = false;  // --toolstack libxl: serve the vif directories libxl writes instead of writing our own
   std::string socket;
   std::string attach;  // --hypervisor-socket: attach as dom0 to a `pvnet hypervisor` instead of serving one
   PayloadPolicyKind policy = PayloadPolicyKind::slots;
@@ -86,6 +90,7 @@ class BackendDaemon {
  private:
   Result<void> setup();
   void rescan_domains();
+  void adopt_rescan();
   std::vector<DomId> domains();
   void wire_sinks();
   std::shared_ptr<Sink> tx_sink_for(uint16_t dom);
@@ -102,7 +107,8 @@ class BackendDaemon {
   std::shared_ptr<TapSink> tap_;
   std::shared_ptr<NoDestinationSink> nowhere_ = std::make_shared<NoDestinationSink>();
   std::unique_ptr<Backend> backend_;
-  std::map<uint16_t, VifId> vifs_;  // frontend domain -> its vif
+  std::unique_ptr<VifAdopter> adopter_;  // --toolstack libxl
+  std::map<uint16_t, VifId> vifs_;  // frontend domain -> its vif (with --toolstack libxl: its lowest handle's)
   std::optional<BackendCounters> start_, end_;
   uint64_t added_ = 0, removed_gone_ = 0;
 };
@@ -169,6 +175,15 @@ Result<void> BackendDaemon::setup() {
   if (!be) return be.error();
   backend_ = std::move(be).value();
 
+  if (opt_.libxl) {
+    VifAdopter::Options ao;
+    ao.frontends = opt_.frontends;
+    ao.vif = opt_.vif_limits;
+    ao.vif.mtu = opt_.mtu;
+    ao.vif.sink = nowhere_;
+    adopter_ = std::make_unique<VifAdopter>(*backend_, toolstack_->store(), ao);
+    if (auto r = adopter_->start(); !r) return r.error();
+  }
   // xenstore fires a watch once at registration: the first rescan picks up domains that are already there.
   if (auto r = toolstack_->store().watch("@introduceDomain", "introduce"); !r) return r.error();
   if (auto r = toolstack_->store().watch("@releaseDomain", "release"); !r) return r.error();
@@ -210,6 +225,7 @@ std::vector<DomId> BackendDaemon::domains() {
 
 // What libxl does on @introduceDomain/@releaseDomain: compare the domains there are with the vifs we have.
 void BackendDaemon::rescan_domains() {
+  if (adopter_) return adopt_rescan();
   std::set<uint16_t> present;
   for (DomId d : domains()) {
     if (d == kDom0) continue;
@@ -253,14 +269,50 @@ void BackendDaemon::rescan_domains() {
   if (changed) wire_sinks();
 }
 
+// --toolstack libxl: the directories libxl wrote, took offline or removed since the last look.
+void BackendDaemon::adopt_rescan() {
+  bool changed = false;
+  for (const VifAdopter::Change& c : adopter_->rescan()) {
+    const std::string where = "backend/vif/" + std::to_string(c.frontend.value) + "/" + std::to_string(c.handle);
+    switch (c.kind) {
+      case VifAdopter::Change::Kind::adopted:
+        added_++;
+        say("adopted " + c.detail);
+        break;
+      case VifAdopter::Change::Kind::offline:
+        say("offline " + c.detail);
+        break;
+      case VifAdopter::Change::Kind::removed:
+        backend_->poll_until_idle();  // its last payload pages go back in the next poll's batched unmap
+        removed_gone_++;
+        say("removed " + c.detail);
+        break;
+      case VifAdopter::Change::Kind::refused:
+        std::cerr << "pvnet backend: not serving " << where << ": " << c.detail << "\n";
+        say("refused " + where + ": " + c.detail);
+        break;
+    }
+    changed = true;
+  }
+  if (!changed) return;
+  // The sinks are per domain: a domain's lowest-numbered vif gets them, any other one --sink's default.
+  vifs_.clear();
+  for (const auto& [key, vif] : adopter_->served())
+    if (!vifs_.count(key.first)) vifs_.emplace(key.first, vif);
+  wire_sinks();
+}
+
 Result<void> BackendDaemon::stop_and_report() {
   const BackendCounters at_stop = backend_->total();
   const BackendCounters start = start_.value_or(BackendCounters{});
   const BackendCounters end = end_.value_or(at_stop);
-  const size_t vifs_at_stop = vifs_.size();
-  for (auto& [dom, vif] : vifs_) {
+  // Every vif (with --toolstack libxl also a domain's second one); adopted ones say Closed and keep their
+  // directories, which are libxl's to remove.
+  const std::vector<VifId> all = backend_->vifs();
+  const size_t vifs_at_stop = all.size();
+  for (VifId vif : all) {
     if (auto r = backend_->remove_vif(vif); !r)
-      std::cerr << "pvnet backend: removing vif of domain " << dom << ": " << r.error().reason << "\n";
+      std::cerr << "pvnet backend: removing " << backend_->name(vif) << ": " << r.error().reason << "\n";
   }
   vifs_.clear();
   backend_->poll_until_idle();
@@ -272,6 +324,7 @@ Result<void> BackendDaemon::stop_and_report() {
   j["dropped"] = traffic_window(start, end).dropped;  // frames the backend answered with an error, by reason
   j["policy"] = pvnet::to_string(opt_.policy);
   j["sink"] = opt_.sink;
+  j["toolstack"] = opt_.libxl ? "libxl" : "pvnet";
   j["traffic_window"] = start_ && end_ ? "snapshots" : start_ ? "start snapshot to stop" : "whole run";
   j["vifs_added"] = added_;
   j["vifs_removed_domain_gone"] = removed_gone_;
@@ -380,14 +433,16 @@ Result<std::set<uint16_t>> parse_domain_list(const std::string& s) {
 
 int cmd_backend(int argc, char** argv) {
   DaemonOptions o;
-  std::string policy, frontends, hypervisor;
+  std::string policy, frontends, hypervisor, toolstack;
   std::vector<std::string> forward;
   po::options_description desc(
       "usage: pvnet backend [--hypervisor sim|xen] --socket PATH|--hypervisor-socket PATH [--policy P] [--sink vif|pcap|null] [--out FILE] [--forward A:B ...]\n"
-      "                     [--frontends 1,2,...] [--mtu N] [--json FILE] [--tap-netns NS --tap-for DOMID]\n\n"
+      "                     [--frontends 1,2,...] [--mtu N] [--json FILE] [--tap-netns NS --tap-for DOMID]\n"
+      "                     [--toolstack pvnet|libxl]\n\n"
       "dom0 as a process: serves the simulated hypervisor on PATH, gives every guest domain that appears a vif\n"
       "(the toolstack's job) and runs netback. Says \"ready PATH\" on stdout once listening. SIGUSR1/SIGUSR2:\n"
-      "counters snapshot at traffic start/end; SIGTERM/SIGINT: tear every vif down, write --json, exit.\n\noptions");
+      "counters snapshot at traffic start/end; SIGTERM/SIGINT: tear every vif down, write --json, exit.\n"
+      "On Xen with --toolstack libxl it serves the vifs `xl network-attach` (or a vif = [...] line) creates.\n\noptions");
   desc.add_options()("help,h", "this help")
       ("hypervisor", po::value(&hypervisor)->default_value("sim"),
        "sim: serve the simulated hypervisor on --socket; xen: be dom0's netback on a real Xen host (docs/xen.md)")
@@ -400,6 +455,10 @@ int cmd_backend(int argc, char** argv) {
       ("out,o", po::value(&o.out), "--sink pcap: the capture dom0 writes every vif's frames to")
       ("forward", po::value(&forward)->composing(), "A:B: frames of domain A's vif go to domain B's vif")
       ("frontends", po::value(&frontends), "comma-separated domains to give a vif (default: every domain)")
+      ("toolstack", po::value(&toolstack)->default_value("pvnet"),
+       "pvnet: write a vif's directories for every domain (and remove them); libxl: write none, serve the "
+       "directories libxl writes (xl network-attach, or vif = ['backend=0,script=vif-pvnet,...']), go Closed when "
+       "libxl takes one offline (docs/xen.md)")
       ("mtu", po::value(&o.mtu)->default_value(9000), "vif MTU")
       ("max-kept-pages", po::value(&o.limits.max_kept_pages_per_domain)->default_value(64),
        "limit: header-slot pages kept mapped per guest domain")
@@ -426,6 +485,11 @@ int cmd_backend(int argc, char** argv) {
     return 2;
   }
   o.xen = hypervisor == "xen";
+  if (toolstack != "pvnet" && toolstack != "libxl") {
+    std::cerr << "pvnet backend: --toolstack must be pvnet or libxl\n";
+    return 2;
+  }
+  o.libxl = toolstack == "libxl";
   if (!o.xen && o.socket.empty() == o.attach.empty()) {
     std::cerr << "pvnet backend: give one of --socket (serve the hypervisor) or --hypervisor-socket (attach to one)\n";
     return 2;

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Builds what `pvnet xen-lab` boots, without installing Xen on the host (apt-get download + dpkg -x only):
 #   CACHE/guest/        the plain pvnet test guest (tools/guest/build-guest.sh, called by pvnet before this script):
-#                       its vmlinuz is the dom0 AND domU kernel, its initrd.img (busybox, iperf3) the first layer
+#                       its vmlinuz is the dom0 kernel (and, as CACHE/vmlinux, the domUs'), its initrd.img (busybox, iperf3) the first layer
 #                       of both initramfs
 #   CACHE/xen           the Xen 4.17 hypervisor (multiboot ELF, from xen-hypervisor-4.17-amd64)
 #   CACHE/dom0-xen.cpio.gz   second dom0 layer: xl, xenstored, xenconsoled, xen-init-dom0, libxl-save-helper,
 #                       xenstore-*, their libraries, the xen-* modules of the guest kernel, tcpdump, /init
 #   CACHE/domU-xen.cpio.gz   second domU layer: xen-netfront.ko, /init
+#   CACHE/vmlinux       the domUs' kernel: the guest's vmlinuz (an xz-compressed bzImage) decompressed here, so that
+#                       `xl create` loads an ELF instead of libxenguest running xz in dom0 under TCG (~5 s a domU)
 #   CACHE/stamp         what the cached part was built from
 # Then, every run: WORKDIR/dom0.img and WORKDIR/domU.img (the layers + a third one with the scenario script, the
 # pvnet binary given and the libraries ldd finds for it). The kernel unpacks concatenated cpio archives in order,
@@ -24,7 +26,11 @@ die() { echo "pvnet xen-lab build: $*" >&2; exit 1; }
 [ -f "$here/scenarios/$scenario.sh" ] || die "no scenario '$scenario' (tools/xen-lab/scenarios/)"
 [ -f "$cache/guest/vmlinuz" ] && [ -f "$cache/guest/initrd.img" ] || die "$cache/guest is not built"
 busybox_bin=$(command -v busybox) || die "busybox is missing (tools/setup.sh)"
+# The host's xz, not busybox's unxz (which says "corrupted data" on the kernel's stream: x86 BCJ filter).
+xz_bin=$(command -v xz) || die "xz is missing (tools/setup.sh: xz-utils)"
 pack() { (cd "$1" && find . | "$busybox_bin" cpio -o -H newc 2>/dev/null | gzip -1 >"$2"); }
+# pack_raw DIR OUT: an uncompressed archive, for what dom0 would otherwise gunzip at boot only to hold as is.
+pack_raw() { (cd "$1" && find . | "$busybox_bin" cpio -o -H newc 2>/dev/null >"$2"); }
 
 xen_packages="xen-hypervisor-4.17-amd64 xen-utils-4.17 xen-utils-common xenstore-utils libxenmisc4.17 libxencall1
   libxenevtchn1 libxenforeignmemory1 libxengnttab1 libxenstore4 libxentoollog1 libxendevicemodel1 libxenhypfs1
@@ -51,10 +57,11 @@ host_bin() {
 }
 
 inputs=$(printf '%s\n' "$kpkg" $xen_packages \
-  "$(sha256sum "$0" "$here"/dom0-init.sh "$here"/domU-init.sh "$here"/lib.sh "$cache/guest/initrd.img" | cut -d' ' -f1)" \
+  "$(sha256sum "$0" "$here"/dom0-init.sh "$here"/domU-init.sh "$here"/lib.sh "$cache/guest/initrd.img" \
+     "$cache/guest/vmlinuz" | cut -d' ' -f1)" \
   "$tcpdump_bin" "$(sha256sum "$ip_bin" | cut -d' ' -f1)")
 if ! { [ -f "$cache/stamp" ] && [ "$(cat "$cache/stamp")" = "$inputs" ] && [ -f "$cache/xen" ] &&
-       [ -f "$cache/dom0-xen.cpio.gz" ] && [ -f "$cache/domU-xen.cpio.gz" ]; }; then
+       [ -f "$cache/dom0-xen.cpio.gz" ] && [ -f "$cache/domU-xen.cpio.gz" ] && [ -f "$cache/vmlinux" ]; }; then
   dl=$cache/dl
   mkdir -p "$dl"
   chmod 777 "$dl"  # apt's _apt user writes the download
@@ -129,6 +136,19 @@ if ! { [ -f "$cache/stamp" ] && [ "$(cat "$cache/stamp")" = "$inputs" ] && [ -f 
   chmod 755 "$root/init"
   pack "$root" "$cache/domU-xen.cpio.gz.tmp"
   rm -rf "$root" "$kx"
+
+  # The domUs' kernel as the ELF inside the bzImage (what Linux's scripts/extract-vmlinux does): the first xz
+  # stream, at an offset where the magic FD 37 7A 58 5A 00 starts, that decompresses to an ELF.
+  rm -f "$cache/vmlinux.tmp"
+  for pos in $(LC_ALL=C grep -obUaP '\xFD7zXZ\x00' "$cache/guest/vmlinuz" | cut -d: -f1); do
+    # (tail dies of SIGPIPE when xz stops at the stream's end: only xz's status counts)
+    { tail -c +$((pos + 1)) "$cache/guest/vmlinuz" || true; } |
+      "$xz_bin" -dc --single-stream >"$cache/vmlinux.tmp" 2>/dev/null &&
+      [ "$(head -c 4 "$cache/vmlinux.tmp" | od -An -tx1 | tr -d ' ')" = 7f454c46 ] && break
+    rm -f "$cache/vmlinux.tmp"
+  done
+  [ -f "$cache/vmlinux.tmp" ] || die "no xz-compressed ELF found in $cache/guest/vmlinuz"
+  mv "$cache/vmlinux.tmp" "$cache/vmlinux"
   mv "$cache/xen.tmp" "$cache/xen"
   mv "$cache/dom0-xen.cpio.gz.tmp" "$cache/dom0-xen.cpio.gz"
   mv "$cache/domU-xen.cpio.gz.tmp" "$cache/domU-xen.cpio.gz"
@@ -148,16 +168,23 @@ for lib in $(ldd "$pvnet_bin" | grep -o '/[^ ]*' | sort -u); do
 done
 # A trace for `pvnet frontend --tx` (scenarios with pvnet's frontend in a domU).
 cp "$here/../../traces/udp-dns-ping.pcap" "$root/lab/trace.pcap"
+# The hotplug script pvnet ships for vifs libxl writes (scenario xl-network-attach).
+cp "$here/../xen/vif-pvnet" "$root/lab/vif-pvnet"
 pack "$root" "$workdir/run.cpio.gz"
 # libxenguest gunzips a PV ramdisk itself and keeps only the first gzip member: the domU gets the layers as one
 # uncompressed stream of concatenated archives, which the kernel reads the same way.
 zcat "$cache/guest/initrd.img" "$cache/domU-xen.cpio.gz" "$workdir/run.cpio.gz" >"$workdir/domU.img"
-# dom0 carries the domU's kernel and initramfs for `xl create`.
+# dom0 carries the domU's kernel (the ELF vmlinux) and initramfs for `xl create`, in an uncompressed archive:
+# both are files dom0 only copies, and a gzipped archive costs dom0's kernel a gunzip at boot under TCG.
 rm -rf "$root" && mkdir -p "$root/lab"
-cp "$cache/guest/vmlinuz" "$root/lab/vmlinuz"
-cp "$workdir/domU.img" "$root/lab/domU.img"
-pack "$root" "$workdir/domU-files.cpio.gz"
-cat "$cache/guest/initrd.img" "$cache/dom0-xen.cpio.gz" "$workdir/run.cpio.gz" "$workdir/domU-files.cpio.gz" \
-  >"$workdir/dom0.img"
-rm -rf "$root" "$workdir/domU-files.cpio.gz"
+cp "$cache/vmlinux" "$root/lab/vmlinux"
+mv "$workdir/domU.img" "$root/lab/domU.img"
+pack_raw "$root" "$workdir/domU-files.cpio"
+mv "$root/lab/domU.img" "$workdir/domU.img"
+cat "$cache/guest/initrd.img" "$cache/dom0-xen.cpio.gz" "$workdir/run.cpio.gz" >"$workdir/dom0.img"
+# The kernel takes an uncompressed archive only at a 4-byte aligned offset of the initramfs (zeros before it are
+# skipped): otherwise "Initramfs unpacking failed: invalid magic at start of compressed archive".
+head -c $(( (4 - $(stat -c %s "$workdir/dom0.img") % 4) % 4 )) /dev/zero >>"$workdir/dom0.img"
+cat "$workdir/domU-files.cpio" >>"$workdir/dom0.img"
+rm -rf "$root" "$workdir/domU-files.cpio"
 echo "pvnet xen-lab build: $workdir/dom0.img ($(du -h "$workdir/dom0.img" | cut -f1)), domU.img ($(du -h "$workdir/domU.img" | cut -f1))"
