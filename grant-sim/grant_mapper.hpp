@@ -60,8 +60,10 @@ class GrantMapper {
   // Map a batch of one domain's grants at consecutive addresses (ops[0].addr is the start, ops[i].addr =
   // start + i pages): a ring of several pages (blkif's ring-page-order; Xen's gntdev maps a count of refs in one
   // mmap). All or nothing: if one op fails, none stays mapped and every op reports a status (the failed one
-  // its own, the others general_error). Each page keeps its own handle for unmap. A mapper that cannot lays
-  // every op to general_error: callers ask can_map_contiguous() before offering what needs it.
+  // its own, the others general_error). Each page keeps its own handle for unmap; unmap them all together (as
+  // a ring's teardown does): a mapper may keep the run mapped until the last of its handles is unmapped (Xen's
+  // gntdev maps the run as one VMA that only goes whole). A mapper that cannot lays every op to general_error:
+  // callers ask can_map_contiguous() before offering what needs it.
   virtual void map_contiguous(std::span<MapOp> ops) {
     for (MapOp& op : ops) op.status = GntSt::general_error;
   }

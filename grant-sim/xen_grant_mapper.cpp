@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "grant-sim/lazy_window_base.hpp"
 #include "grant-sim/sim_mapper.hpp"
@@ -99,18 +100,18 @@ bool gntdev_add(int fd, DomId dom, GrantRef ref, uint64_t* index) {
   return true;
 }
 
-void gntdev_remove(int fd, uint64_t index) {
+void gntdev_remove(int fd, uint64_t index, uint32_t count = 1) {
   ioctl_gntdev_unmap_grant_ref u{};
   u.index = index;
-  u.count = 1;
+  u.count = count;
   (void)raw_ioctl(fd, IOCTL_GNTDEV_UNMAP_GRANT_REF, &u);
 }
 
 // mmap of the gntdev offset: in a PV domain this is where Xen maps the grant (and refuses a bad one).
-void* gntdev_mmap(int fd, void* at, bool readonly, uint64_t index) {
+void* gntdev_mmap(int fd, void* at, bool readonly, uint64_t index, uint32_t pages = 1) {
   const int prot = PROT_READ | (readonly ? 0 : PROT_WRITE);
   const int flags = MAP_SHARED | (at ? MAP_FIXED : 0);
-  const long r = ::syscall(SYS_mmap, at, kPageSize, prot, flags, fd, index);
+  const long r = ::syscall(SYS_mmap, at, size_t{pages} * kPageSize, prot, flags, fd, index);
   if (r < 0 && r > -4096) return MAP_FAILED;
   return reinterpret_cast<void*>(r);
 }
@@ -274,6 +275,56 @@ class XenLazyWindow final : public LazyWindow, public sim::FaultRange {
 
 }  // namespace
 
+// ---- the handles ----
+
+std::vector<MapHandle> GntdevHandleTable::add(GntdevRegion r) {
+  uint32_t reg;
+  if (!free_regions_.empty()) {
+    reg = free_regions_.back();
+    free_regions_.pop_back();
+  } else {
+    reg = static_cast<uint32_t>(regions_.size());
+    regions_.emplace_back();
+  }
+  regions_[reg] = Region{r, r.pages};
+  std::vector<MapHandle> hs;
+  hs.reserve(r.pages);
+  for (uint32_t i = 0; i < r.pages; ++i) {
+    uint32_t h;
+    if (!free_pages_.empty()) {
+      h = free_pages_.back();
+      free_pages_.pop_back();
+    } else {
+      h = static_cast<uint32_t>(pages_.size());
+      pages_.emplace_back();
+    }
+    pages_[h].region = reg;
+    hs.push_back(MapHandle{h});
+  }
+  return hs;
+}
+
+GntdevHandleTable::Released GntdevHandleTable::release(MapHandle h) {
+  Released out;
+  if (!h.valid() || h.value >= pages_.size() || pages_[h.value].region == UINT32_MAX) return out;
+  out.found = true;
+  const uint32_t reg = std::exchange(pages_[h.value].region, UINT32_MAX);
+  free_pages_.push_back(h.value);
+  if (--regions_[reg].live == 0) {
+    out.unmap = regions_[reg].r;
+    regions_[reg] = Region{};
+    free_regions_.push_back(reg);
+  }
+  return out;
+}
+
+std::vector<MapHandle> GntdevHandleTable::live_handles() const {
+  std::vector<MapHandle> hs;
+  for (uint32_t h = 0; h < pages_.size(); ++h)
+    if (pages_[h].region != UINT32_MAX) hs.push_back(MapHandle{h});
+  return hs;
+}
+
 // ---- the mapper ----
 
 Result<std::unique_ptr<XenGrantMapper>> XenGrantMapper::open(DomId self) {
@@ -294,8 +345,7 @@ XenGrantMapper::~XenGrantMapper() {
   std::vector<UnmapOp> left;
   {
     std::lock_guard g(mu_);
-    for (uint32_t h = 0; h < mappings_.size(); ++h)
-      if (mappings_[h].addr) left.push_back(UnmapOp{MapHandle{h}});
+    for (MapHandle h : handles_.live_handles()) left.push_back(UnmapOp{h});
   }
   if (!left.empty()) unmap(left);
   xengnttab_close(xgt_);
@@ -303,7 +353,7 @@ XenGrantMapper::~XenGrantMapper() {
 
 size_t XenGrantMapper::live_mappings() const {
   std::lock_guard g(mu_);
-  return mappings_.size() - free_handles_.size();
+  return handles_.live();
 }
 
 GrantCounters XenGrantMapper::counters() const { return counters_->snapshot(); }
@@ -332,43 +382,85 @@ void XenGrantMapper::map(std::span<MapOp> ops) {
     op.addr = static_cast<std::byte*>(p);
     c.pages_mapped.fetch_add(1, std::memory_order_relaxed);
     std::lock_guard g(mu_);
-    uint32_t h;
-    if (!free_handles_.empty()) {
-      h = free_handles_.back();
-      free_handles_.pop_back();
-    } else {
-      h = static_cast<uint32_t>(mappings_.size());
-      mappings_.emplace_back();
-    }
-    mappings_[h] = Mapping{op.addr, index};
-    op.handle = MapHandle{h};
+    op.handle = handles_.add(GntdevRegion{op.addr, index, 1}).front();
   }
+}
+
+void XenGrantMapper::map_contiguous(std::span<MapOp> ops) {
+  auto& c = *counters_;
+  if (ops.empty()) return;
+  const auto n = static_cast<uint32_t>(ops.size());
+  c.map_ops.fetch_add(n, std::memory_order_relaxed);
+  for (MapOp& op : ops) {
+    op.addr = nullptr;
+    op.handle = MapHandle{};
+    op.status = GntSt::general_error;
+  }
+  // struct ioctl_gntdev_map_grant_ref ends in refs[1]: room for n.
+  const size_t bytes = sizeof(ioctl_gntdev_map_grant_ref) + (n - 1) * sizeof(ioctl_gntdev_grant_ref);
+  std::vector<uint64_t> buf((bytes + sizeof(uint64_t) - 1) / sizeof(uint64_t), 0);
+  auto* m = reinterpret_cast<ioctl_gntdev_map_grant_ref*>(buf.data());
+  m->count = n;
+  bool readonly = true;
+  for (uint32_t i = 0; i < n; ++i) {
+    m->refs[i].domid = ops[i].dom.value;
+    m->refs[i].ref = ops[i].ref.value;
+    readonly = readonly && ops[i].readonly;  // one VMA, one protection: writable if any op asks for it
+  }
+  if (raw_ioctl(fd_, IOCTL_GNTDEV_MAP_GRANT_REF, m) != 0) {
+    for (MapOp& op : ops) op.status = GntSt::no_device_space;  // gntdev's own limit on mapped grants
+    c.failed_ops.fetch_add(n, std::memory_order_relaxed);
+    return;
+  }
+  const uint64_t index = m->index;
+  c.hypercalls.fetch_add(1, std::memory_order_relaxed);  // the mmap: one GNTTABOP_map_grant_ref of n ops
+  void* p = gntdev_mmap(fd_, nullptr, readonly, index, n);
+  if (p == MAP_FAILED) {
+    // gntdev unmapped whatever part of the batch Xen had mapped; which grant was refused it does not say.
+    gntdev_remove(fd_, index, n);
+    c.failed_ops.fetch_add(n, std::memory_order_relaxed);
+    return;
+  }
+  auto* base = static_cast<std::byte*>(p);
+  std::vector<MapHandle> hs;
+  {
+    std::lock_guard g(mu_);
+    hs = handles_.add(GntdevRegion{base, index, n});
+  }
+  for (uint32_t i = 0; i < n; ++i) {
+    ops[i].status = GntSt::okay;
+    ops[i].addr = base + size_t{i} * kPageSize;
+    ops[i].handle = hs[i];
+  }
+  c.pages_mapped.fetch_add(n, std::memory_order_relaxed);
 }
 
 void XenGrantMapper::unmap(std::span<UnmapOp> ops) {
   auto& c = *counters_;
-  uint64_t unmapped = 0;
+  uint64_t regions = 0, pages = 0;
   for (UnmapOp& op : ops) {
-    Mapping m;
+    GntdevHandleTable::Released rel;
     {
       std::lock_guard g(mu_);
-      if (!op.handle.valid() || op.handle.value >= mappings_.size() || !mappings_[op.handle.value].addr) {
-        op.status = GntSt::bad_handle;
-        c.failed_ops.fetch_add(1, std::memory_order_relaxed);
-        continue;
-      }
-      m = mappings_[op.handle.value];
-      mappings_[op.handle.value] = Mapping{};
-      free_handles_.push_back(op.handle.value);
+      rel = handles_.release(op.handle);
     }
-    ::munmap(m.addr, kPageSize);  // the kernel unmaps the grant (and flushes) as the VMA goes
-    gntdev_remove(fd_, m.index);
+    if (!rel.found) {
+      op.status = GntSt::bad_handle;
+      c.failed_ops.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
     op.status = GntSt::okay;
-    ++unmapped;
+    if (!rel.unmap) continue;  // a page of a contiguous map whose other pages are still mapped: it goes with them
+    const GntdevRegion& r = *rel.unmap;
+    ::munmap(r.addr, size_t{r.pages} * kPageSize);  // the kernel unmaps the grants (and flushes) as the VMA goes
+    gntdev_remove(fd_, r.index, r.pages);
+    ++regions;
+    pages += r.pages;
   }
-  c.hypercalls.fetch_add(unmapped, std::memory_order_relaxed);
-  c.tlb_shootdowns.fetch_add(unmapped, std::memory_order_relaxed);
-  c.pages_unmapped.fetch_add(unmapped, std::memory_order_relaxed);
+  // One GNTTABOP_unmap_grant_ref and one flush per VMA.
+  c.hypercalls.fetch_add(regions, std::memory_order_relaxed);
+  c.tlb_shootdowns.fetch_add(regions, std::memory_order_relaxed);
+  c.pages_unmapped.fetch_add(pages, std::memory_order_relaxed);
 }
 
 void XenGrantMapper::copy(std::span<CopyOp> ops) {

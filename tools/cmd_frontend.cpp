@@ -1,8 +1,8 @@
 // pvnet frontend: a guest as its own process. Creates its domain on a `pvnet backend`'s hypervisor socket, waits
 // for the toolstack to write its device directory, runs netfront, and then either transmits a trace (--tx, through
 // the same TraceSender as the in-process replay) or writes what it receives (--rx). Control lines on stdout:
-// "connected slots=on|off", "done"; on stdin (with --wait-go): "go", "close". --tap: the vif becomes a network
-// interface of this namespace (tools/tap_frontend.hpp) until SIGTERM/SIGINT; says "tap NAME up".
+// "connected slots=on|off tx-ring=N", "done"; on stdin (with --wait-go): "go", "close". --tap: the vif becomes a
+// network interface of this namespace (tools/tap_frontend.hpp) until SIGTERM/SIGINT; says "tap NAME up".
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -151,6 +151,7 @@ class FrontendDaemon {
   std::optional<Clock::time_point> reconnect_deadline_;
   std::string reconnect_error_;
   bool used_header_slots_ = false;
+  uint32_t connected_tx_ring_ = 0;  // the TX ring's entries when netfront connected (json tx_ring_size)
   uint32_t grants_free_before_ = 0;  // before the netfront existed: what it must give back
 };
 
@@ -278,6 +279,7 @@ Result<void> FrontendDaemon::connect_netfront() {
     // backend whose payload policy does not offer header slots), so traffic never starts half-registered.
     if (front_->connected()) {
       used_header_slots_ = front_->using_header_slots();
+      connected_tx_ring_ = front_->tx_ring_size();
       return {};
     }
     if (Clock::now() > deadline)
@@ -383,6 +385,7 @@ void FrontendDaemon::write_json() {
   j["header_slots"] = used_header_slots_;
   j["slot_size"] = opt_.slot_size;
   if (front_) {
+    j["tx_ring_size"] = connected_tx_ring_;
     const NetfrontCounters& c = front_->counters();
     j["frontend"] = before_close_.value_or(c);
     j["frontend_after_close"] = c;
@@ -460,7 +463,9 @@ int FrontendDaemon::run() {
         if (auto w = rx_out_->write(wall_ns(), f.data); !w) rx_error_ = w.error().reason;
       }
     });
-    say(std::string("connected slots=") + (front_->using_header_slots() ? "on" : "off"));
+    // tx-ring: the TX ring's entries (256 a page; 512/1024 when the backend offered a multi-page ring).
+    say(std::string("connected slots=") + (front_->using_header_slots() ? "on" : "off") +
+        " tx-ring=" + std::to_string(connected_tx_ring_));
     if (!opt_.tx.empty())
       r = transmit();
     else if (opt_.receive)
@@ -491,9 +496,10 @@ int cmd_frontend(int argc, char** argv) {
       "                      [--tap NAME [--tap-addr 198.18.0.1/24] [--tap-mtu 1500]] [--json FILE]\n"
       "       pvnet frontend --vhost-user SOCKET [--vhost-user-client] --socket PATH --domid N [--capture F.pcap]\n\n"
       "A guest as a process: creates domain N on a `pvnet backend`'s socket, waits for its vif, connects netfront\n"
-      "and says \"connected slots=on|off\". --tx: sends the trace (after a \"go\" line on stdin with --wait-go),\n"
-      "says \"done\" (then waits for \"close\" with --wait-go). --rx: writes every received frame to OUT until\n"
-      "SIGTERM/SIGINT. Exits 0, or 1 with the reason on stderr.\n\noptions");
+      "and says \"connected slots=on|off tx-ring=N\" (N: the TX ring's entries, 256 a page). --tx: sends the\n"
+      "trace (after a \"go\" line on stdin with --wait-go), says \"done\" (then waits for \"close\" with\n"
+      "--wait-go). --rx: writes every received frame to OUT until SIGTERM/SIGINT. Exits 0, or 1 with the reason on\n"
+      "stderr.\n\noptions");
   std::string hypervisor;
   desc.add_options()("help,h", "this help")
       ("hypervisor", po::value(&hypervisor)->default_value("sim"),

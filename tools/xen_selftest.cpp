@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <ostream>
 
 #include "grant-sim/lazy_window.hpp"
@@ -279,6 +280,154 @@ CheckOutcome lazy_untouched_is_free(GrantWorld& w) {
   return o;
 }
 
+// ---- contiguous maps (a multi-page ring, docs/protocol.md 9) ----
+
+constexpr size_t kRunPages = 4;
+
+struct GrantRun {
+  std::vector<Granted> pages;
+  GrantWorld* w = nullptr;
+  ~GrantRun() {
+    for (const Granted& g : pages) (void)w->end(g);
+  }
+};
+
+Result<void> grant_run(GrantWorld& w, bool readonly, uint8_t seed, GrantRun* run) {
+  run->w = &w;
+  for (size_t i = 0; i < kRunPages; ++i) {
+    auto g = w.grant(w.mapper_dom(), readonly, static_cast<uint8_t>(seed + i));
+    if (!g) return g.error();
+    run->pages.push_back(*g);
+  }
+  return {};
+}
+
+std::vector<MapOp> run_ops(GrantWorld& w, const GrantRun& run, bool readonly) {
+  std::vector<MapOp> ops;
+  for (const Granted& g : run.pages) ops.push_back(map_op(w.granter(), g.ref, readonly));
+  return ops;
+}
+
+GntSt first_failure(std::span<const MapOp> ops) {
+  for (const MapOp& op : ops)
+    if (op.status != GntSt::okay) return op.status;
+  return GntSt::okay;
+}
+
+// Unmaps every handle of a contiguous map in one call (as a ring's teardown does); true if each said okay.
+bool unmap_run(GrantWorld& w, std::span<const MapOp> ops) {
+  std::vector<UnmapOp> u;
+  for (const MapOp& op : ops)
+    if (op.handle.valid()) u.push_back(UnmapOp{op.handle});
+  if (u.empty()) return true;
+  w.mapper().unmap(u);
+  bool ok = true;
+  for (const UnmapOp& x : u) ok = ok && x.status == GntSt::okay;
+  return ok;
+}
+
+// 4 writable grants mapped as one run: page i at start + i pages showing grant i's bytes, a write through any page
+// reaching its grant; all unmapped in one call; the same refs map again as a run afterwards (nothing was left
+// holding them).
+CheckOutcome contiguous_rw(GrantWorld& w) {
+  if (!w.mapper().can_map_contiguous()) return CheckOutcome{GntSt::general_error, false, "cannot map contiguously"};
+  GrantRun run;
+  if (auto r = grant_run(w, false, 61, &run); !r) return fail_setup(r.error());
+  std::vector<MapOp> ops = run_ops(w, run, false);
+  w.mapper().map_contiguous(ops);
+  CheckOutcome o;
+  o.status = first_failure(ops);
+  if (o.status == GntSt::okay) {
+    std::byte* start = ops[0].addr;
+    for (size_t i = 0; i < kRunPages; ++i) {
+      const std::span<std::byte> page = run.pages[i].page;
+      if (ops[i].addr != start + i * kPageSize) {
+        o.data_ok = false;
+        o.note = "page " + std::to_string(i) + " not at start + " + std::to_string(i) + " pages";
+        break;
+      }
+      if (std::memcmp(start + i * kPageSize, page.data(), kPageSize) != 0) {
+        o.data_ok = false;
+        o.note = "page " + std::to_string(i) + " shows other bytes than its grant";
+        break;
+      }
+      // Writes at both ends of each page, through the run's one address range.
+      start[i * kPageSize] = std::byte{static_cast<uint8_t>(0xa0 + i)};
+      start[i * kPageSize + kPageSize - 1] = std::byte{static_cast<uint8_t>(0xb0 + i)};
+      if (page[0] != std::byte{static_cast<uint8_t>(0xa0 + i)} ||
+          page[kPageSize - 1] != std::byte{static_cast<uint8_t>(0xb0 + i)}) {
+        o.data_ok = false;
+        o.note = "a write to page " + std::to_string(i) + " of the run did not reach its grant";
+        break;
+      }
+    }
+  }
+  if (!unmap_run(w, ops)) {
+    o.data_ok = false;
+    o.note = "unmap of the run";
+  }
+  if (o.status == GntSt::okay) {
+    std::vector<MapOp> again = run_ops(w, run, false);
+    w.mapper().map_contiguous(again);
+    if (first_failure(again) != GntSt::okay || std::memcmp(again[3].addr, run.pages[3].page.data(), kPageSize) != 0) {
+      o.data_ok = false;
+      o.note = "the refs did not map again as a run after the unmap";
+    }
+    if (!unmap_run(w, again)) o.data_ok = false;
+  }
+  for (const Granted& g : run.pages) o.data_ok = o.data_ok && static_cast<bool>(w.end(g));
+  run.pages.clear();
+  return o;
+}
+
+// A run of 4 where page 2 does not map (a bad gntref, or a readonly grant mapped writable): no op okay, no
+// address or handle given out, as many pages unmapped as mapped, every good grant ends and maps alone afterwards.
+// The status is page 0's (a good grant failed with the batch).
+CheckOutcome contiguous_all_or_nothing(GrantWorld& w, bool bad_ref) {
+  if (!w.mapper().can_map_contiguous()) return CheckOutcome{GntSt::general_error, false, "cannot map contiguously"};
+  GrantRun run;
+  if (auto r = grant_run(w, false, 71, &run); !r) return fail_setup(r.error());
+  std::vector<MapOp> ops = run_ops(w, run, false);
+  std::optional<Granted> ro;
+  if (bad_ref) {
+    ops[2].ref = kBadRef;
+  } else {
+    auto g = w.grant(w.mapper_dom(), true, 79);
+    if (!g) return fail_setup(g.error());
+    ro = *g;
+    ops[2].ref = g->ref;
+  }
+  const GrantCounters before = w.mapper().counters();
+  w.mapper().map_contiguous(ops);
+  const GrantCounters d = w.mapper().counters() - before;
+  CheckOutcome o;
+  o.status = ops[0].status;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (ops[i].status == GntSt::okay || ops[i].addr != nullptr || ops[i].handle.valid()) {
+      o.data_ok = false;
+      o.note = "op " + std::to_string(i) + " says okay or kept an address or handle";
+    }
+  }
+  if (d.pages_mapped != d.pages_unmapped) {
+    o.data_ok = false;
+    o.note = std::to_string(d.pages_mapped) + " pages mapped, " + std::to_string(d.pages_unmapped) + " unmapped";
+  }
+  (void)unmap_run(w, ops);  // nothing, if it held
+  for (size_t i : {size_t{0}, size_t{1}, size_t{3}}) {
+    MapOp alone;
+    if (map_one(w, w.granter(), run.pages[i].ref, false, &alone) != GntSt::okay ||
+        std::memcmp(alone.addr, run.pages[i].page.data(), kPageSize) != 0) {
+      o.data_ok = false;
+      o.note = "grant " + std::to_string(i) + " does not map alone after the failed run";
+    }
+    unmap_one(w, alone.handle);
+  }
+  for (const Granted& g : run.pages) o.data_ok = o.data_ok && static_cast<bool>(w.end(g));
+  run.pages.clear();
+  if (ro) (void)w.end(*ro);
+  return o;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<GrantWorld>> make_sim_world() { return SimWorld::create(); }
@@ -320,6 +469,11 @@ std::vector<ConformanceCheck> conformance_checks() {
       {"lazy_bad_gntref_reads_zeros", [](GrantWorld& w) { return lazy_touch(w, false); }, GntSt::general_error,
        gntdev},
       {"lazy_untouched_costs_nothing", lazy_untouched_is_free, {}, {}},
+      {"map_contiguous_rw", contiguous_rw, {}, {}},
+      {"map_contiguous_bad_gntref_maps_nothing", [](GrantWorld& w) { return contiguous_all_or_nothing(w, true); },
+       {}, {}},
+      {"map_contiguous_ro_grant_maps_nothing", [](GrantWorld& w) { return contiguous_all_or_nothing(w, false); },
+       {}, {}},
   };
   return c;
 }

@@ -2,6 +2,7 @@
 // the gntalloc pool's books, xenstore permissions, the conformance runner's verdicts).
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -246,6 +247,11 @@ class GeneralErrorMapper final : public GrantMapper {
     m_.map(ops);
     for (auto& o : ops) if (o.status != GntSt::okay) o.status = GntSt::general_error;
   }
+  void map_contiguous(std::span<MapOp> ops) override {
+    m_.map_contiguous(ops);
+    for (auto& o : ops) if (o.status != GntSt::okay) o.status = GntSt::general_error;
+  }
+  bool can_map_contiguous() const override { return m_.can_map_contiguous(); }
   void unmap(std::span<UnmapOp> ops) override { m_.unmap(ops); }
   void copy(std::span<CopyOp> ops) override {
     m_.copy(ops);
@@ -288,7 +294,157 @@ TEST(XenConformance, VerdictsSeparateDocumentedDifferencesFromFailures) {
   EXPECT_EQ(verdict["copy_bad_gntref"], "FAIL");
   EXPECT_EQ(verdict["copy_bad_domain"], "FAIL");
   EXPECT_EQ(verdict["copy_offset_past_page"], "FAIL");
+  EXPECT_EQ(verdict["map_contiguous_bad_gntref_maps_nothing"], "PASS");  // a good page's status: general_error
   EXPECT_EQ(r.failures(), 3u);
+}
+
+// Mappers that get contiguous maps wrong, each in one way: the contiguous checks FAIL, nothing else does.
+class WrongContiguousMapper final : public GrantMapper {
+ public:
+  enum class Fault { cannot, page_by_page, keeps_on_failure, unmap_leaves_pinned };
+  WrongContiguousMapper(GrantMapper& m, Fault f) : m_(m), f_(f) {}
+  DomId self() const override { return m_.self(); }
+  void map(std::span<MapOp> ops) override { m_.map(ops); }
+  bool can_map_contiguous() const override { return f_ != Fault::cannot; }
+  void map_contiguous(std::span<MapOp> ops) override {
+    switch (f_) {
+      case Fault::cannot:
+        GrantMapper::map_contiguous(ops);
+        return;
+      case Fault::page_by_page: {  // all or nothing, but each page where mmap put it, not in a row
+        std::vector<UnmapOp> undo;
+        bool ok = true;
+        for (MapOp& op : ops) {
+          m_.map(std::span<MapOp>(&op, 1));
+          if (op.status == GntSt::okay) undo.push_back(UnmapOp{op.handle});
+          else ok = false;
+          gaps_.push_back(::mmap(nullptr, kPageSize, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        }
+        if (ok) return;
+        if (!undo.empty()) m_.unmap(undo);
+        for (MapOp& op : ops) {
+          if (op.status == GntSt::okay) op.status = GntSt::general_error;
+          op.addr = nullptr;
+          op.handle = MapHandle{};
+        }
+        return;
+      }
+      case Fault::keeps_on_failure:  // a run when it all maps; when not, what mapped alone stays mapped
+        m_.map_contiguous(ops);
+        if (ops[0].status != GntSt::okay) m_.map(ops);
+        return;
+      case Fault::unmap_leaves_pinned:
+        m_.map_contiguous(ops);
+        for (MapOp& op : ops)
+          if (op.status == GntSt::okay) {
+            MapOp again = op;  // a second mapping of the page that nobody unmaps
+            m_.map(std::span<MapOp>(&again, 1));
+            leaked_.push_back(again.handle);
+          }
+        return;
+    }
+  }
+  void unmap(std::span<UnmapOp> ops) override { m_.unmap(ops); }
+  void copy(std::span<CopyOp> ops) override { m_.copy(ops); }
+  std::unique_ptr<LazyWindow> make_lazy_window(size_t slots) override { return m_.make_lazy_window(slots); }
+  GrantCounters counters() const override { return m_.counters(); }
+  std::vector<MapHandle> leaked_;
+  std::vector<void*> gaps_;
+
+ private:
+  GrantMapper& m_;
+  Fault f_;
+};
+
+class WrongContiguousWorld final : public tools::GrantWorld {
+ public:
+  WrongContiguousWorld(std::unique_ptr<tools::GrantWorld> w, WrongContiguousMapper::Fault f)
+      : w_(std::move(w)), m_(w_->mapper(), f) {}
+  ~WrongContiguousWorld() override {
+    std::vector<UnmapOp> u;
+    for (MapHandle h : m_.leaked_) u.push_back(UnmapOp{h});
+    if (!u.empty()) m_.unmap(u);
+    for (void* g : m_.gaps_)
+      if (g != MAP_FAILED) ::munmap(g, kPageSize);
+  }
+  std::string name() const override { return "wrong-contiguous"; }
+  DomId granter() const override { return w_->granter(); }
+  DomId mapper_dom() const override { return w_->mapper_dom(); }
+  Result<tools::Granted> grant(DomId g, bool ro, uint8_t seed) override { return w_->grant(g, ro, seed); }
+  Result<void> end(const tools::Granted& g) override { return w_->end(g); }
+  GrantMapper& mapper() override { return m_; }
+
+ private:
+  std::unique_ptr<tools::GrantWorld> w_;
+  WrongContiguousMapper m_;
+};
+
+TEST(XenConformance, ContiguousChecksCatchAMapperThatGetsRunsWrong) {
+  using F = WrongContiguousMapper::Fault;
+  const std::map<F, std::vector<std::string>> expect_fail = {
+      {F::cannot,
+       {"map_contiguous_rw", "map_contiguous_bad_gntref_maps_nothing", "map_contiguous_ro_grant_maps_nothing"}},
+      {F::page_by_page, {"map_contiguous_rw"}},
+      {F::keeps_on_failure, {"map_contiguous_bad_gntref_maps_nothing", "map_contiguous_ro_grant_maps_nothing"}},
+      {F::unmap_leaves_pinned, {"map_contiguous_rw"}},
+  };
+  for (const auto& [fault, names] : expect_fail) {
+    auto a = tools::make_sim_world();
+    auto b = tools::make_sim_world();
+    ASSERT_TRUE(a && b);
+    WrongContiguousWorld subject(std::move(b).value(), fault);
+    auto r = tools::run_conformance(**a, subject);
+    std::vector<std::string> failed;
+    for (const auto& l : r.lines)
+      if (l.verdict != "PASS") failed.push_back(l.name);
+    EXPECT_EQ(failed, names) << "fault " << static_cast<int>(fault);
+  }
+}
+
+// ---- the Xen mapper's handles ----
+
+TEST(GntdevHandleTable, OneHandlePerPageAndARunGoesWhenItsLastHandleDoes) {
+  GntdevHandleTable t;
+  alignas(4096) static std::byte mem[6 * 4096];
+  auto single = t.add(GntdevRegion{mem, 0x1000, 1});
+  auto run = t.add(GntdevRegion{mem + 4096, 0x2000, 4});
+  ASSERT_EQ(single.size(), 1u);
+  ASSERT_EQ(run.size(), 4u);
+  EXPECT_EQ(t.live(), 5u);
+  for (size_t i = 0; i < run.size(); ++i)
+    for (size_t j = 0; j < i; ++j) EXPECT_NE(run[i].value, run[j].value);
+
+  // A single page's region goes with its handle.
+  auto r = t.release(single[0]);
+  ASSERT_TRUE(r.found);
+  ASSERT_TRUE(r.unmap);
+  EXPECT_EQ(r.unmap->index, 0x1000u);
+  EXPECT_EQ(r.unmap->pages, 1u);
+  EXPECT_FALSE(t.release(single[0]).found) << "released twice";
+
+  // The run's pages in any order: the whole region once, at the last.
+  for (size_t i : {2u, 0u, 3u}) {
+    auto x = t.release(run[i]);
+    EXPECT_TRUE(x.found);
+    EXPECT_FALSE(x.unmap) << "page " << i << " released the run early";
+  }
+  EXPECT_EQ(t.live(), 1u);
+  auto last = t.release(run[1]);
+  ASSERT_TRUE(last.found && last.unmap);
+  EXPECT_EQ(last.unmap->addr, mem + 4096);
+  EXPECT_EQ(last.unmap->index, 0x2000u);
+  EXPECT_EQ(last.unmap->pages, 4u);
+  EXPECT_EQ(t.live(), 0u);
+  EXPECT_FALSE(t.release(MapHandle{}).found);
+  EXPECT_FALSE(t.release(MapHandle{999}).found);
+
+  // Handles and regions are reused; a reused handle belongs to its new region only.
+  auto again = t.add(GntdevRegion{mem, 0x3000, 2});
+  EXPECT_EQ(t.live_handles().size(), 2u);
+  EXPECT_FALSE(t.release(again[0]).unmap);
+  auto x = t.release(again[1]);
+  ASSERT_TRUE(x.unmap);
+  EXPECT_EQ(x.unmap->index, 0x3000u);
 }
 
 }  // namespace
