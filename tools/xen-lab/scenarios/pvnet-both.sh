@@ -108,7 +108,7 @@ dom0_main() {
   for d in 1 2 3; do
     if wait_until $T has /local/domain/$d/data/lab-tap; then
       case "$(lab_get /local/domain/$d/data/lab-tap)" in
-        *"slots=on"*"up"*) pass "domain $d: $(lab_get /local/domain/$d/data/lab-tap)";;
+        *"slots=on tx-ring=1024"*"up"*) pass "domain $d: $(lab_get /local/domain/$d/data/lab-tap)";;
         *) fail "domain $d: $(lab_get /local/domain/$d/data/lab-tap)"; no_tap=1;;
       esac
     else fail "domain $d's frontend never brought its TAP up"; no_tap=1; fi
