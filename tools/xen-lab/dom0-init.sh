@@ -39,7 +39,7 @@ say "toolstack ready at $(uptime_s) s"
 start_domU() {
   cat >/tmp/$1.cfg <<CFG
 name = "$1"
-kernel = "/lab/vmlinuz"
+kernel = "/lab/vmlinux"
 ramdisk = "/lab/domU.img"
 extra = "console=hvc0 quiet lab.name=$1"
 memory = ${DOMU_MB:-256}
