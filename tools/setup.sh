@@ -19,6 +19,7 @@ packages=(
   iproute2 tcpdump                 # namespaces for trace generation and TAP tests
   iputils-ping python3             # tools/make-traces.sh: ping and python3's socket module make the traffic
   qemu-system-x86 busybox-static iperf3   # pvnet guest: real Linux guests (docs/guests.md)
+  xz-utils                         # pvnet xen-lab: the domUs' vmlinux out of the xz-compressed bzImage
   libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients  # pvnet guest run --libvirt
   clang libclang-rt-dev            # tools/fuzz.sh: libFuzzer targets (tests/fuzz) need clang and its runtimes
   gnuplot-nox                      # pvnet replay --compare --report: the charts (PNG)
