@@ -10,11 +10,11 @@
 # answers data/lab-out<N> and data/lab-rc<N> (post/collect below). A and B run at the same time (their backends
 # and counters are separate): one TCG CPU does the work either way, but no step waits on another's polling.
 # Checks: header slots in use (connected slots=on); A: ping both ways, 5 MiB each way over TCP with the same
-# sha256 at both ends, TAP counters; B: ping both ways, 2 MiB d2 -> d3 with the same sha256, and backend B's
+# sha256 at both ends, TAP counters; B: ping both ways, 5 MiB d2 -> d3 with the same sha256, and backend B's
 # counters over the pings and the transfer (SIGUSR1/SIGUSR2 traffic window) show no page mapped and no fault in
 # dom0 (rings and header-slot pages are mapped once at connect), payload moved by grant copy.
 MB=5    # each way between d1 and dom0
-B_MB=2  # d2 -> d3: enough packets (~1500) for the counters' point, and less of the run's one TCG CPU
+B_MB=5  # d2 -> d3, as much as each way between d1 and dom0
 T=100  # seconds any one step may take
 has() { xenstore-read "$1" >/dev/null 2>&1; }  # (a function: wait_until re-runs it; no $(...), one fork less)
 # recv_start PORT FILE: busybox nc stops at stdin EOF, so its stdin stays open; it writes FILE until killed.
