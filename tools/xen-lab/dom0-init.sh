@@ -41,7 +41,7 @@ start_domU() {
 name = "$1"
 kernel = "/lab/vmlinux"
 ramdisk = "/lab/domU.img"
-extra = "console=hvc0 quiet lab.name=$1"
+extra = "console=hvc0 quiet rodata=off lab.name=$1"
 memory = ${DOMU_MB:-256}
 vcpus = 1
 vif = [ $2 ]
