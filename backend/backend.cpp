@@ -525,6 +525,7 @@ Result<void> Backend::connect(Vif& vif) {
   vif.fe_sg = flag("feature-sg");
   vif.fe_gso_tcpv4 = flag("feature-gso-tcpv4");
   vif.fe_gso_tcpv6 = flag("feature-gso-tcpv6");
+  vif.fe_no_csum_offload = flag("feature-no-csum-offload");
   vif.connected = true;
   vif.disabled = false;
   vif.inflight = 0;
@@ -688,6 +689,18 @@ size_t Backend::rx_queue_bytes(VifId id) const {
 bool Backend::rx_connected(VifId id) const {
   const Vif* vif = find(id);
   return vif && vif->connected && !vif->disabled;
+}
+
+RxOffloads Backend::rx_offloads(VifId id) const {
+  const Vif* vif = find(id);
+  if (!vif || !vif->connected || vif->disabled) return {};
+  RxOffloads o;
+  o.csum_blank = !vif->fe_no_csum_offload;
+  // A GSO frame spans pages: without feature-sg (or RX extents) the RX path could not deliver it.
+  const bool multi = vif->fe_sg || vif->rx_ext.active;
+  o.gso_tcpv4 = o.csum_blank && multi && vif->fe_gso_tcpv4;
+  o.gso_tcpv6 = o.csum_blank && multi && vif->fe_gso_tcpv6;
+  return o;
 }
 
 BackendCounters Backend::counters(VifId id) const {

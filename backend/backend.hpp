@@ -58,6 +58,15 @@ struct VifOptions {
   CreditLimits credit = {};  // TX credit scheduler (bytes and packets per second); unlimited by default
 };
 
+// Offloads a frontend accepts on its RX ring (Backend::rx_offloads): partial checksums (NETRXF_csum_blank) and
+// TCP GSO super-frames.
+struct RxOffloads {
+  bool csum_blank = false;
+  bool gso_tcpv4 = false;
+  bool gso_tcpv6 = false;
+  bool operator==(const RxOffloads&) const = default;
+};
+
 class Backend {
  public:
   // Fails only if the payload policy cannot be set up (e.g. no lazy window).
@@ -98,6 +107,9 @@ class Backend {
   Result<void> queue_rx(VifId vif, RxFrame frame);
   bool rx_has_room(VifId vif) const;
   bool rx_connected(VifId vif) const;  // connected and not disabled
+  // What the vif's frontend takes on RX (its feature-no-csum-offload, feature-sg, feature-gso-tcpv4/-tcpv6);
+  // nothing while it is not rx_connected.
+  RxOffloads rx_offloads(VifId vif) const;
   bool rx_stalled(VifId vif) const;    // its guest left frames unconsumed past rx_stall_timeout_ms
   size_t rx_queue_bytes(VifId vif) const;
 

@@ -5,15 +5,19 @@
 //
 // The TAP speaks virtio_net_hdr (IFF_VNET_HDR) so a guest's GSO super-frame and its partial checksum
 // (NETTXF_csum_blank) go to the kernel as they are and the kernel segments / finishes them, as xen-netback
-// hands a GSO skb to the bridge. Offloads towards the guest stay off: the kernel gives us MTU-sized frames with
-// complete checksums.
+// hands a GSO skb to the bridge. Offloads towards the guest follow what the guest's frontend takes on RX
+// (Backend::rx_offloads, set with TUNSETOFFLOAD while it is connected): partial checksums become NETRXF_csum_blank
+// and TCP super-frames a GSO extra, as xen-netback passes the bridge's skbs on; with none, the kernel gives us
+// MTU-sized frames with complete checksums.
 //
 // Writing a frame to the kernel means reading its payload: the sink gathers it into a private buffer first
 // (the payload policy's lazy pointers fault in user space, never inside write()).
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -41,6 +45,29 @@ static_assert(sizeof(TapVnetHdr) == 10);
 // checksums), non-blocking, made in the network namespace at `netns_path` (/run/netns/NAME; empty: ours). The
 // TAP sink and `pvnet frontend --tap` (tools/tap_frontend.*) both open theirs here.
 Result<UniqueFd> open_vnet_tap(const std::string& netns_path, const std::string& ifname);
+
+// Offloads the kernel may use towards the TAP's reader (TUNSETOFFLOAD): partial checksums, TCP super-frames.
+struct TapOffloads {
+  bool csum = false;
+  bool tso4 = false;  // need csum
+  bool tso6 = false;
+  bool operator==(const TapOffloads&) const = default;
+};
+Result<void> set_tap_offloads(int tap_fd, const TapOffloads& o);
+// What to ask of the TAP given what netif may carry the other way (TCP GSO only with partial checksums).
+TapOffloads tap_offloads_for(bool csum_blank, bool gso_tcpv4, bool gso_tcpv6);
+
+// A frame read from such a TAP, said in netif's terms (what NETTXF_/NETRXF_ flags and GSO extra carry it).
+struct NetifOffload {
+  bool csum_blank = false;  // the L4 checksum field holds the pseudo-header sum (CHECKSUM_PARTIAL)
+  uint8_t gso_type = netif::gso_type::none;
+  uint16_t gso_size = 0;
+};
+// Reads the frame's virtio_net_hdr. A partial checksum netif cannot say (not at the TCP/UDP header: netif has
+// no csum_start) is finished here, in `frame`; GSO must be TCP over IPv4/IPv6 at its L4 header, with an MSS and
+// without ECN (never asked for). Errors name the reason a frame is dropped: "tap_gso_unsupported",
+// "tap_bad_vnet_hdr".
+Result<NetifOffload> netif_offload_for(const TapVnetHdr& vh, std::span<std::byte> frame);
 
 // The header that hands a frame to the kernel: a partial checksum (netif csum_blank: the guest left the
 // pseudo-header sum in the L4 checksum field) is CHECKSUM_PARTIAL, GSO always needs it. nullopt: GSO of a frame
@@ -72,13 +99,19 @@ class TapSink final : public Sink {
   uint64_t bytes_to_host() const { return to_host_bytes_; }
   uint64_t bytes_to_guest() const { return to_guest_bytes_; }
   uint64_t frames_dropped_no_guest() const { return dropped_no_guest_; }
+  // Frames read with a virtio_net_hdr netif cannot carry, by netif_offload_for's reason; never queued.
+  const std::map<std::string, uint64_t>& frames_dropped_offload() const { return dropped_offload_; }
+  const TapOffloads& offloads() const { return offloads_; }  // asked of the kernel now
+  uint64_t gso_frames_to_guest() const { return to_guest_gso_; }
 
  private:
   UniqueFd fd_;
   std::string ifname_;
   std::vector<std::byte> frame_;   // reused: virtio_net_hdr + frame towards the host
   std::vector<std::byte> rx_buf_;  // reused: one read from the TAP
-  uint64_t to_host_ = 0, to_guest_ = 0, dropped_no_guest_ = 0;
+  uint64_t to_host_ = 0, to_guest_ = 0, dropped_no_guest_ = 0, to_guest_gso_ = 0;
+  std::map<std::string, uint64_t> dropped_offload_;
+  TapOffloads offloads_;
   uint64_t to_host_bytes_ = 0, to_guest_bytes_ = 0;
 };
 

@@ -67,6 +67,7 @@ struct Backend::Vif {
   bool header_slots = false;
   uint32_t slot_size = netif::kHeaderSlotSizeDefault;
   bool fe_sg = false, fe_gso_tcpv4 = false, fe_gso_tcpv6 = false;
+  bool fe_no_csum_offload = false;  // feature-no-csum-offload: it wants complete checksums on RX
   std::optional<netif::TxBackRing> tx;
   std::optional<netif::RxBackRing> rx;
   std::optional<netif::CtrlBackRing> ctrl;

@@ -445,8 +445,10 @@ Result<void> Netfront::connect() {
   put("request-rx-copy", 1);
   put("feature-rx-notify", 1);
   if (config_.feature_sg) put("feature-sg", 1);
-  if (config_.feature_gso_tcpv4) put("feature-gso-tcpv4", 1);
-  if (config_.feature_gso_tcpv6) put("feature-gso-tcpv6", 1);
+  // A super-frame comes with a partial checksum: no GSO for a frontend that wants complete checksums.
+  if (config_.feature_gso_tcpv4 && config_.feature_rx_csum) put("feature-gso-tcpv4", 1);
+  if (config_.feature_gso_tcpv6 && config_.feature_rx_csum) put("feature-gso-tcpv6", 1);
+  if (!config_.feature_rx_csum) put("feature-no-csum-offload", 1);
   if (ctrl_) {
     put("ctrl-ring-ref", ctrl_page_->gref.value);
     put("event-channel-ctrl", ctrl_port_->value);

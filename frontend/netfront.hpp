@@ -31,6 +31,7 @@ struct NetfrontConfig {
   bool feature_sg = true;                                 // frontend's feature-sg / gso keys (what it accepts)
   bool feature_gso_tcpv4 = true;
   bool feature_gso_tcpv6 = true;
+  bool feature_rx_csum = true;  // takes NETRXF_csum_blank; false writes feature-no-csum-offload (and no GSO)
   int ctrl_timeout_ms = 2000;   // an unanswered control request: give up (fall back / go on closing)
   int close_timeout_ms = 2000;  // a backend that never reaches Closed: release anyway (in-use grants are kept)
   // RX extents (docs/protocol.md 7), used if the backend offers feature-rx-extents: each RX buffer is an
@@ -184,6 +185,11 @@ class Netfront {
   // Lost its backend (reconnect) and not Connected again yet.
   bool reconnecting() const { return reconnecting_; }
   bool using_header_slots() const { return slots_active_; }
+  // What the connected backend said it takes on TX (feature-sg, feature-gso-tcpv4/-tcpv6): transmit() refuses a
+  // GSO frame of a type not offered, and a frame above one page without feature-sg.
+  bool backend_sg() const { return be_sg_; }
+  bool backend_gso_tcpv4() const { return be_gso_v4_; }
+  bool backend_gso_tcpv6() const { return be_gso_v6_; }
   const std::string& error() const { return error_; }
   const std::string& last_error() const { return last_error_; }
   int event_fd() const;

@@ -349,6 +349,11 @@ bool VhostNetBridge::ensure_netfront() {
   // The toolstack (pvnet backend) writes the device directory when it sees the domain; "state" comes last.
   if (!platform_->store().read_opt(cfg_.device_dir + "/state")) return false;
   NetfrontConfig nc = cfg_.netfront;
+  // netif RX offloads as far as the guest's driver takes them (VIRTIO_NET_F_GUEST_*): the backend then sends no
+  // frame this bridge would have to drop (a TAP sink asks its kernel for exactly these).
+  nc.feature_rx_csum = nc.feature_rx_csum && (acked_ & feat::kNetGuestCsum);
+  nc.feature_gso_tcpv4 = nc.feature_gso_tcpv4 && (acked_ & feat::kNetGuestTso4);
+  nc.feature_gso_tcpv6 = nc.feature_gso_tcpv6 && (acked_ & feat::kNetGuestTso6);
   // The guest's own buffers on the netif RX ring need mergeable buffers: a frame then spans as many chains as it
   // fills, each chain holding one extent. Without MRG_RXBUF a frame must fit one chain: the counted copy.
   if (cfg_.rx_direct && (acked_ & feat::kNetMrgRxbuf)) {

@@ -337,6 +337,10 @@ Result<void> BackendDaemon::stop_and_report() {
     j["tap"] = {{"netns", opt_.tap_netns}, {"ifname", tap_->ifname()}, {"domid", opt_.tap_for},
                 {"frames_to_host", tap_->frames_to_host()}, {"frames_to_guest", tap_->frames_to_guest()},
                 {"frames_dropped_no_guest", tap_->frames_dropped_no_guest()},
+                {"frames_dropped_offload", tap_->frames_dropped_offload()},
+                {"gso_frames_to_guest", tap_->gso_frames_to_guest()},
+                {"offloads", {{"csum", tap_->offloads().csum}, {"tso4", tap_->offloads().tso4},
+                              {"tso6", tap_->offloads().tso6}}},
                 {"bytes_to_host", tap_->bytes_to_host()}, {"bytes_to_guest", tap_->bytes_to_guest()}};
   }
   j["backend_at_stop"] = at_stop;

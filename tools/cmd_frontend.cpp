@@ -422,7 +422,10 @@ void FrontendDaemon::write_json() {
                 {"from_tap_bytes", t.from_tap_bytes}, {"tx_queued", t.tx_queued},
                 {"tx_completed", t.tx_completed},     {"tx_completed_ok", t.tx_completed_ok},
                 {"to_tap_frames", t.to_tap_frames},   {"to_tap_bytes", t.to_tap_bytes},
-                {"pending_max", t.pending_max},       {"dropped", t.dropped}};
+                {"pending_max", t.pending_max},       {"dropped", t.dropped},
+                {"from_tap_gso_frames", t.from_tap_gso_frames}, {"from_tap_csum_blank", t.from_tap_csum_blank},
+                {"offloads", {{"csum", tap_->offloads().csum}, {"tso4", tap_->offloads().tso4},
+                              {"tso6", tap_->offloads().tso6}}}};
   }
   if (!backend_gone_.empty()) j["backend_gone"] = backend_gone_;
   if (auto w = write_json_file(opt_.json, j); !w) std::cerr << "pvnet frontend: " << w.error().reason << "\n";

@@ -8,6 +8,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -20,6 +21,7 @@ namespace {
 constexpr size_t kVnetHdr = sizeof(TapVnetHdr);
 constexpr uint32_t kEthHdr = 14;
 constexpr uint32_t kMaxNetifPacket = 0xFFFF;  // netif_tx_request.size is 16 bits
+constexpr size_t kMaxTapRead = 65536;           // a TCP super-frame (TUN_F_TSO*) is at most 64 KiB
 
 Result<void> ifreq_ioctl(int sock, unsigned long req, ifreq& ifr, const char* what) {
   if (::ioctl(sock, req, &ifr) < 0)
@@ -77,7 +79,7 @@ Result<std::unique_ptr<TapFrontend>> TapFrontend::open(Netfront& front, GuestPag
 
 TapFrontend::TapFrontend(Netfront& front, GuestPagePool& pool, UniqueFd fd, TapFrontendOptions options)
     : front_(front), pool_(pool), fd_(std::move(fd)), opt_(std::move(options)) {
-  buf_.resize(kVnetHdr + opt_.mtu + kEthHdr + 4 /* a VLAN tag */);
+  buf_.resize(kVnetHdr + std::max<size_t>(kMaxTapRead, opt_.mtu + kEthHdr + 4 /* a VLAN tag */));
   front_.on_tx_complete([this](const TxDone& done) {
     c_.tx_completed++;
     if (done.status == netif::rsp::okay)
@@ -112,13 +114,33 @@ void TapFrontend::on_rx(ReceivedFrame&& f) {
   c_.to_tap_bytes += f.data.size();
 }
 
+void TapFrontend::update_offloads() {
+  TapOffloads want;
+  if (front_.connected()) {
+    // Every netif backend takes NETTXF_csum_blank (netback finishes TCP/UDP checksums from the headers).
+    const bool sg = front_.backend_sg();
+    want = tap_offloads_for(true, sg && front_.backend_gso_tcpv4(), sg && front_.backend_gso_tcpv6());
+  }
+  if (want == offloads_) return;
+  c_.offload_changes++;
+  if (auto r = set_tap_offloads(fd_.get(), want); !r) {
+    c_.dropped["tap_offload_error"]++;  // not a frame: the kernel keeps the old setting, which we keep too
+    return;
+  }
+  offloads_ = want;
+}
+
 bool TapFrontend::transmit_front() {
-  const std::vector<std::byte>& frame = pending_.front();
-  auto placed = place_frame(pool_, frame);
+  const Pending& p = pending_.front();
+  auto placed = place_frame(pool_, p.frame);
   if (!placed) return false;  // pool short: completions give pages back
   TxOptions tx;
   tx.cookie = ++next_cookie_;
   tx.defer_push = true;
+  tx.gso_type = p.offload.gso_type;
+  tx.gso_size = p.offload.gso_size;
+  tx.csum_blank = p.offload.csum_blank;
+  tx.data_validated = p.offload.csum_blank;  // as Linux netfront flags a CHECKSUM_PARTIAL skb
   switch (front_.transmit(placed->pieces(), tx)) {
     case TxStatus::kQueued:
       in_flight_.emplace(tx.cookie, std::move(placed).value());
@@ -138,6 +160,7 @@ bool TapFrontend::transmit_front() {
 }
 
 size_t TapFrontend::pump() {
+  update_offloads();
   size_t work = 0;
   for (;;) {
     while (!pending_.empty() && transmit_front()) work++;
@@ -152,7 +175,17 @@ size_t TapFrontend::pump() {
     work++;
     c_.from_tap_frames++;
     c_.from_tap_bytes += static_cast<uint64_t>(n) - kVnetHdr;
-    pending_.emplace_back(buf_.begin() + kVnetHdr, buf_.begin() + n);
+    TapVnetHdr vh;
+    std::memcpy(&vh, buf_.data(), kVnetHdr);
+    const std::span<std::byte> frame(buf_.data() + kVnetHdr, static_cast<size_t>(n) - kVnetHdr);
+    auto off = netif_offload_for(vh, frame);  // may finish a checksum netif cannot describe, in place
+    if (!off) {
+      c_.dropped[off.error().reason]++;
+      continue;
+    }
+    if (off->gso_type != netif::gso_type::none) c_.from_tap_gso_frames++;
+    if (off->csum_blank) c_.from_tap_csum_blank++;
+    pending_.push_back(Pending{std::vector<std::byte>(frame.begin(), frame.end()), *off});
     if (pending_.size() > c_.pending_max) c_.pending_max = pending_.size();
   }
   front_.flush();

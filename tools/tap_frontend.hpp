@@ -3,9 +3,12 @@
 // skb would be); frames netfront receives are written to the TAP. So ping, TCP and everything else of the
 // namespace's stack run over the vif (docs/xen.md, "running pvnet on a real Xen host"; the same on the simulator).
 //
-// The TAP is opened like the backend's TAP sink (open_vnet_tap: virtio_net_hdr, no offloads towards us), so the
-// kernel hands us MTU-sized frames with complete checksums, and a received frame's partial checksum or GSO goes
-// to the kernel as a virtio_net_hdr (vnet_hdr_for), as Linux netfront hands such an skb to its stack.
+// The TAP is opened like the backend's TAP sink (open_vnet_tap: virtio_net_hdr). While netfront is connected the
+// kernel may hand us partial checksums and, if the backend offers feature-sg and feature-gso-tcpv4/-tcpv6, TCP
+// super-frames of up to 64 KiB (TUNSETOFFLOAD, the features Linux netfront gives its device): they go out as
+// NETTXF_csum_blank and a GSO extra, so the stack's TSO costs one netif packet, not one per MSS. A received
+// frame's partial checksum or GSO goes to the kernel as a virtio_net_hdr (vnet_hdr_for), as Linux netfront hands
+// such an skb to its stack.
 //
 // Bounded: at most max_pending frames wait for ring room or pages; while that queue is full the TAP is not read
 // and the kernel's own TAP queue (txqueuelen) holds or drops. Every frame this class drops is counted by reason.
@@ -18,6 +21,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "backend/tap_sink.hpp"
 #include "frontend/netfront.hpp"
 #include "frontend/page_pool.hpp"
 #include "grant-sim/unique_fd.hpp"
@@ -35,6 +39,9 @@ struct TapFrontendOptions {
 struct TapFrontendCounters {
   uint64_t from_tap_frames = 0;  // read from the TAP
   uint64_t from_tap_bytes = 0;
+  uint64_t from_tap_gso_frames = 0;   // of those, TCP super-frames (sent with a GSO extra)
+  uint64_t from_tap_csum_blank = 0;   // of those, with a partial checksum (NETTXF_csum_blank)
+  uint64_t offload_changes = 0;       // TUNSETOFFLOAD calls (connect, reconnect, backend gone)
   uint64_t tx_queued = 0;  // handed to netfront
   uint64_t tx_completed = 0;
   uint64_t tx_completed_ok = 0;
@@ -60,10 +67,17 @@ class TapFrontend {
   // Moves pending frames onto the ring, then reads the TAP while there is room. Returns frames moved or read.
   size_t pump();
   uint64_t in_flight() const { return in_flight_.size(); }
+  const TapOffloads& offloads() const { return offloads_; }  // asked of the kernel now
   const TapFrontendCounters& counters() const { return c_; }
 
  private:
+  struct Pending {
+    std::vector<std::byte> frame;
+    NetifOffload offload;
+  };
   void on_rx(ReceivedFrame&& f);
+  // Offloads follow the connected backend's features; none while netfront is not connected.
+  void update_offloads();
   // Places and transmits the front pending frame. False: no room now (ring, ids, grants or pages).
   bool transmit_front();
 
@@ -71,7 +85,8 @@ class TapFrontend {
   GuestPagePool& pool_;
   UniqueFd fd_;
   TapFrontendOptions opt_;
-  std::deque<std::vector<std::byte>> pending_;
+  std::deque<Pending> pending_;
+  TapOffloads offloads_;
   std::unordered_map<uint64_t, PlacedFrame> in_flight_;  // cookie -> pages, granted until the TxDone
   uint64_t next_cookie_ = 0;
   std::vector<std::byte> buf_;  // one read from the TAP

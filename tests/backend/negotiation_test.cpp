@@ -61,6 +61,34 @@ TEST(BackendNegotiation, ToolstackFeaturesConnectAndSlotRegistration) {
   EXPECT_EQ(all.pages_mapped, all.pages_unmapped);
 }
 
+// What the TAP sink asks of the kernel for a guest follows what its frontend said it takes on RX.
+TEST(BackendNegotiation, RxOffloadsFollowTheFrontendsFeatures) {
+  struct Case {
+    FrontOptions fe;
+    RxOffloads want;
+  };
+  const Case cases[] = {
+      {FrontOptions{}, RxOffloads{true, true, true}},
+      {FrontOptions{.gso = false}, RxOffloads{true, false, false}},
+      {FrontOptions{.sg = false}, RxOffloads{true, false, false}},  // a super-frame needs more than one buffer
+      {FrontOptions{.no_csum_offload = true}, RxOffloads{}},         // GSO needs partial checksums
+  };
+  for (const Case& c : cases) {
+    Host h;
+    ScriptedFrontend fe(*h.hv, DomId{3});
+    VifId id = h.be->add_vif(fe.dom(), 0, VifOptions{}).value();
+    EXPECT_EQ(h.be->rx_offloads(id), RxOffloads{}) << "not connected yet";
+    fe.connect(c.fe);
+    h.be->poll_until_idle();
+    ASSERT_TRUE(h.be->connected(id));
+    EXPECT_EQ(h.be->rx_offloads(id), c.want) << "sg " << c.fe.sg << " gso " << c.fe.gso << " no-csum "
+                                             << c.fe.no_csum_offload;
+    fe.set_state(XenbusState::Closing);
+    h.be->poll_until_idle();
+    EXPECT_EQ(h.be->rx_offloads(id), RxOffloads{}) << "after the frontend left";
+  }
+}
+
 TEST(BackendNegotiation, AddGrefMappingIsAllOrNothing) {
   Host h(BackendOptions{.max_kept_pages_per_domain = 8});
   ScriptedFrontend fe(*h.hv, DomId{3});

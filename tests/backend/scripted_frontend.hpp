@@ -29,6 +29,7 @@ struct FrontOptions {
   uint32_t tx_ring_order = 0;
   int32_t tx_ring_order_key = -1;
   uint32_t tx_ring_refs = UINT32_MAX;
+  bool no_csum_offload = false;  // feature-no-csum-offload: complete checksums on RX, please
 };
 
 struct ReceivedFrame {
@@ -115,6 +116,7 @@ class ScriptedFrontend {
       put("feature-gso-tcpv4", 1);
       put("feature-gso-tcpv6", 1);
     }
+    if (o.no_csum_offload) put("feature-no-csum-offload", 1);
     if (o.header_slots) {
       put("request-header-slots", 1);
       put("header-slot-size", o.slot_size);

@@ -2,6 +2,10 @@
 # Every line the host reads starts with "XENLAB ": "XENLAB check ok|FAIL <what>", and once, in dom0,
 # "XENLAB result ok|FAIL <scenario>[: <first failure>]".
 say() { echo "XENLAB $*"; }
+# json_obj FILE KEY: the object KEY holds in a JSON file (objects nested one level inside it included), one line.
+json_obj() { tr -d '\n' <"$1" | tr -s ' ' | grep -oE "\"$2\": ?\{([^{}]*\{[^{}]*\})*[^{}]*\}" | head -n1; }
+# num_of TEXT KEY: the first number KEY holds in TEXT (a json_obj line).
+num_of() { echo "$1" | grep -oE "\"$2\": ?[0-9]+" | head -n1 | grep -oE '[0-9]+$'; }
 arg() { for w in $(cat /proc/cmdline); do case "$w" in "$1="*) echo "${w#*=}";; esac; done; }
 first_failure=""
 pass() { say "check ok $*"; }

@@ -41,6 +41,10 @@ SH
   else fail "the domU's frontend did not finish"; fi
   line=$(domU_line d1 "XENLAB frontend tap" 5) && say "${line#*XENLAB }"
   case "$line" in *'"dropped": {}'*) pass "the frontend dropped nothing";; *) fail "the frontend dropped frames";; esac
+  # xen-netback offers feature-gso-tcpv4: the domU's TSO goes out as netif GSO.
+  n=$(num_of "$line" from_tap_gso_frames)
+  [ "${n:-0}" -gt 0 ] && pass "the domU's TCP went out in $n GSO super-frames of $(num_of "$line" from_tap_frames) frames" ||
+    fail "the frontend sent no GSO super-frame to xen-netback"
 }
 
 domU_main() {
@@ -60,6 +64,6 @@ domU_main() {
   lab_exchange_domU 198.18.1.254 || return
   kill -TERM $fe; wait $fe
   st=$?
-  say "frontend tap $(tr -d '\n' </tmp/fe.json | tr -s ' ' | grep -o '"tap": {[^}]*}[^}]*}')"
+  say "frontend tap $(json_obj /tmp/fe.json tap)"
   [ $st = 0 ] && say "frontend exit 0" || say "frontend FAIL exit $st: $(tail -n 3 /tmp/fe.out | tr '\n' ' ')"
 }
