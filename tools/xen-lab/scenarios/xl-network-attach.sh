@@ -74,7 +74,6 @@ dom0_main() {
   else fail "the domU did not bring the new eth0 up"; fi
   if $IP netns exec $NS ping -c 2 -W 5 198.18.0.1 >/tmp/ping.out 2>&1; then pass "dom0 -> domU ping over the second attach"
   else fail "no ping over the second attach: $(tail -n 2 /tmp/ping.out | tr '\n' ' ')"; fi
-  xenstore-write "$data/lab-finish" 1
 
   kill -TERM $be_pid; wait $be_pid
   while IFS= read -r l; do say "backend: $l"; done </tmp/backend.out
@@ -89,6 +88,8 @@ dom0_main() {
   # Stopped, the backend said Closed in the directory libxl still owns (libxl removes it with the domain).
   [ "$(lab_get "$be/state")" = 6 ] && pass "backend state Closed after the backend stopped; the directory stays libxl's" ||
     fail "after the backend stopped: be state '$(lab_get "$be/state")'"
+  # Only now may the domU end: once it powers off, libxl destroys the domain and removes the directory.
+  xenstore-write "$data/lab-finish" 1
 }
 
 eth0_up() { grep -q up /sys/class/net/eth0/operstate; }
