@@ -30,6 +30,57 @@ wait_until() {
 uptime_s() { cut -d' ' -f1 /proc/uptime; }
 sha_of() { sha256sum "$1" | cut -d' ' -f1; }
 
+# lab_tso_segs: TSO frames of at least 44 segments (net.ipv4.tcp_min_tso_segs, per network namespace). Under TCG
+# a TCP flow runs at well under 1 MB/s, and Linux sizes a TSO frame to about 1 ms of its pacing rate: 2 segments,
+# so the offloads the TAPs take would save little of the per-frame work that is most of a lab transfer's time.
+lab_tso_segs() { echo 44 >/proc/sys/net/ipv4/tcp_min_tso_segs; }
+
+# ---- pvnet frontend as a domU's network interface (pvnet frontend --tap pvf0) ---------------------------------
+# start_tap_frontend ADDR/PREFIX: the modules and xenfs a user-space frontend needs, then the frontend in the
+# background (pid in $fe); returns once it says "tap pvf0 up" (0) or has ended or timed out (1, said why).
+# `data/lab-tap` gets its start-up lines either way (dom0 checks them: slots=on|off, tx-ring=N).
+start_tap_frontend() {
+  # xenfs needs xen-privcmd's symbols.
+  for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs tun; do insmod /lib/modules/$m.ko; done
+  mount -t xenfs xenfs /proc/xen
+  lab_tso_segs
+  /lab/pvnet frontend --hypervisor xen --tap pvf0 --tap-addr "$1" --json /tmp/fe.json >/tmp/fe.out 2>&1 &
+  fe=$!
+  wait_until 100 tap_frontend_settled
+  xenstore-write data/lab-tap "$(tr '\n' ' ' </tmp/fe.out)"
+  grep -q "^tap pvf0 up" /tmp/fe.out && return 0
+  say "frontend FAIL: $(tr '\n' ' ' </tmp/fe.out)"
+  return 1
+}
+tap_frontend_settled() { grep -q "^tap pvf0 up" /tmp/fe.out || ! kill -0 $fe; }
+# stop_tap_frontend: SIGTERM, then one line with its JSON's tap object and one with its exit status.
+stop_tap_frontend() {
+  kill -TERM $fe; wait $fe
+  st=$?
+  say "frontend tap $(json_obj /tmp/fe.json tap)"
+  [ $st = 0 ] && say "frontend exit 0" || say "frontend FAIL exit $st: $(tail -n 3 /tmp/fe.out | tr '\n' ' ')"
+}
+# check_tap_frontend DOMU [GSO [BACKEND_DROPS_OK]]: dom0's checks of a domU's stop_tap_frontend lines: exit 0,
+# nothing dropped (with BACKEND_DROPS_OK: except frames the backend answered dropped, which the caller accounts
+# for), and with GSO its TCP went out as netif GSO (the backend offers feature-gso-tcpv4).
+check_tap_frontend() {
+  if line=$(domU_line $1 "XENLAB frontend (exit|FAIL)" 30); then
+    case "$line" in *"exit 0"*) pass "$1: ${line#*XENLAB }";; *) fail "$1: ${line#*XENLAB }";; esac
+  else fail "$1's frontend did not finish"; fi
+  t=$(domU_line $1 "XENLAB frontend tap" 5)
+  case "$t" in
+    *'"dropped": {}'*) pass "$1's frontend dropped nothing";;
+    *'"dropped": { "backend_dropped": '[0-9]*' }'*)
+      if [ -n "$3" ]; then pass "$1's frontend dropped nothing itself; the backend answered $(num_of "$t" backend_dropped) dropped"
+      else fail "$1's frontend: frames answered dropped by the backend: $t"; fi;;
+    *) fail "$1's frontend dropped frames: $t";;
+  esac
+  [ -n "$2" ] || return 0
+  n=$(num_of "$t" from_tap_gso_frames)
+  [ "${n:-0}" -gt 0 ] && pass "$1's TCP went out in $n GSO super-frames of $(num_of "$t" from_tap_frames) frames" ||
+    fail "$1 sent no GSO super-frame"
+}
+
 # ---- dom0 and a domU taking turns through xenstore (/local/domain/<D>/data/lab-*) ----------------------------
 lab_get() { xenstore-read "$1" 2>/dev/null; }
 has() { [ -n "$(lab_get "$1")" ]; }  # (a function: wait_until re-runs it)
