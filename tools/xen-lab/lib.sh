@@ -81,6 +81,17 @@ check_tap_frontend() {
     fail "$1 sent no GSO super-frame"
 }
 
+# stop_pvnet_backend PID BE_DIR FE_DIR: stops a `pvnet backend` that wrote the vif directories itself (toolstack
+# pvnet) and checks it removed both on the way out; relays its output lines and JSON (/tmp/backend.{out,json}).
+stop_pvnet_backend() {
+  kill -TERM $1; wait $1
+  if xenstore-read "$2/state" >/dev/null 2>&1 || xenstore-read "$3/state" >/dev/null 2>&1; then
+    fail "vif directories left after the backend stopped: be state $(lab_get "$2/state"), fe state $(lab_get "$3/state")"
+  else pass "the backend removed the vif directories when it stopped"; fi
+  while IFS= read -r l; do say "backend: $l"; done </tmp/backend.out
+  say "backend json: $(tr -d '\n' </tmp/backend.json | tr -s ' ' | cut -c1-2500)"
+}
+
 # ---- dom0 and a domU taking turns through xenstore (/local/domain/<D>/data/lab-*) ----------------------------
 lab_get() { xenstore-read "$1" 2>/dev/null; }
 has() { [ -n "$(lab_get "$1")" ]; }  # (a function: wait_until re-runs it)

@@ -42,12 +42,7 @@ dom0_main() {
   say "transfers checked at $(uptime_s) s; CPU seconds so far: $(xl list | awk 'NR > 1 { printf "%s %s, ", $1, $6 }')"
   xenstore-write "$data/lab-done" 1
   check_tap_frontend d1 gso  # the backend offers feature-gso-tcpv4: the domU's TSO goes out as netif GSO
-  kill -TERM $be_pid; wait $be_pid
-  if xenstore-read "$be/state" >/dev/null 2>&1 || xenstore-read "$fe/state" >/dev/null 2>&1; then
-    fail "vif directories left after the backend stopped: be state $(lab_get "$be/state"), fe state $(lab_get "$fe/state")"
-  else pass "the backend removed the vif directories when it stopped"; fi
-  while IFS= read -r l; do say "backend: $l"; done </tmp/backend.out
-  say "backend json: $(tr -d '\n' </tmp/backend.json | tr -s ' ' | cut -c1-2500)"
+  stop_pvnet_backend $be_pid "$be" "$fe"
   tap=$(json_obj /tmp/backend.json tap)
   h=$(num_of "$tap" bytes_to_host) g=$(num_of "$tap" bytes_to_guest)
   [ "${h:-0}" -ge $((UP_MB << 20)) ] && [ "${g:-0}" -ge $((DOWN_MB << 20)) ] &&
