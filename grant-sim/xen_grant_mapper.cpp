@@ -277,27 +277,27 @@ class XenLazyWindow final : public LazyWindow, public sim::FaultRange {
 
 // ---- the handles ----
 
-std::vector<MapHandle> GntdevHandleTable::add(GntdevRegion r) {
-  uint32_t reg;
-  if (!free_regions_.empty()) {
-    reg = free_regions_.back();
-    free_regions_.pop_back();
-  } else {
-    reg = static_cast<uint32_t>(regions_.size());
-    regions_.emplace_back();
+namespace {
+// An entry of `v` to reuse: the last freed one, else a new one at the end.
+template <class T>
+uint32_t take_entry(std::vector<uint32_t>& free, std::vector<T>& v) {
+  if (free.empty()) {
+    v.emplace_back();
+    return static_cast<uint32_t>(v.size() - 1);
   }
+  const uint32_t i = free.back();
+  free.pop_back();
+  return i;
+}
+}  // namespace
+
+std::vector<MapHandle> GntdevHandleTable::add(GntdevRegion r) {
+  const uint32_t reg = take_entry(free_regions_, regions_);
   regions_[reg] = Region{r, r.pages};
   std::vector<MapHandle> hs;
   hs.reserve(r.pages);
   for (uint32_t i = 0; i < r.pages; ++i) {
-    uint32_t h;
-    if (!free_pages_.empty()) {
-      h = free_pages_.back();
-      free_pages_.pop_back();
-    } else {
-      h = static_cast<uint32_t>(pages_.size());
-      pages_.emplace_back();
-    }
+    const uint32_t h = take_entry(free_pages_, pages_);
     pages_[h].region = reg;
     hs.push_back(MapHandle{h});
   }

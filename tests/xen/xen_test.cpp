@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "grant-sim/xen_event_channel.hpp"
@@ -264,10 +265,14 @@ class GeneralErrorMapper final : public GrantMapper {
   GrantMapper& m_;
 };
 
-class GeneralErrorWorld final : public tools::GrantWorld {
+// Another world's grants, mapped through a mapper M that wraps that world's own (the fault under test).
+template <class M>
+class WrappedMapperWorld final : public tools::GrantWorld {
  public:
-  explicit GeneralErrorWorld(std::unique_ptr<tools::GrantWorld> w) : w_(std::move(w)), m_(w_->mapper()) {}
-  std::string name() const override { return "general-error"; }
+  template <class... Args>
+  WrappedMapperWorld(std::string name, std::unique_ptr<tools::GrantWorld> w, Args&&... args)
+      : name_(std::move(name)), w_(std::move(w)), m_(w_->mapper(), std::forward<Args>(args)...) {}
+  std::string name() const override { return name_; }
   DomId granter() const override { return w_->granter(); }
   DomId mapper_dom() const override { return w_->mapper_dom(); }
   Result<tools::Granted> grant(DomId g, bool ro, uint8_t seed) override { return w_->grant(g, ro, seed); }
@@ -275,15 +280,16 @@ class GeneralErrorWorld final : public tools::GrantWorld {
   GrantMapper& mapper() override { return m_; }
 
  private:
+  std::string name_;
   std::unique_ptr<tools::GrantWorld> w_;
-  GeneralErrorMapper m_;
+  M m_;  // destroyed before w_: its mapper outlives the wrapper
 };
 
 TEST(XenConformance, VerdictsSeparateDocumentedDifferencesFromFailures) {
   auto a = tools::make_sim_world();
   auto b = tools::make_sim_world();
   ASSERT_TRUE(a && b);
-  GeneralErrorWorld subject(std::move(b).value());
+  WrappedMapperWorld<GeneralErrorMapper> subject("general-error", std::move(b).value());
   auto r = tools::run_conformance(**a, subject);
   std::map<std::string, std::string> verdict;
   for (const auto& l : r.lines) verdict[l.name] = l.verdict;
@@ -303,6 +309,13 @@ class WrongContiguousMapper final : public GrantMapper {
  public:
   enum class Fault { cannot, page_by_page, keeps_on_failure, unmap_leaves_pinned };
   WrongContiguousMapper(GrantMapper& m, Fault f) : m_(m), f_(f) {}
+  ~WrongContiguousMapper() override {  // what a fault left behind
+    std::vector<UnmapOp> u;
+    for (MapHandle h : leaked_) u.push_back(UnmapOp{h});
+    if (!u.empty()) m_.unmap(u);
+    for (void* g : gaps_)
+      if (g != MAP_FAILED) ::munmap(g, kPageSize);
+  }
   DomId self() const override { return m_.self(); }
   void map(std::span<MapOp> ops) override { m_.map(ops); }
   bool can_map_contiguous() const override { return f_ != Fault::cannot; }
@@ -348,35 +361,12 @@ class WrongContiguousMapper final : public GrantMapper {
   void copy(std::span<CopyOp> ops) override { m_.copy(ops); }
   std::unique_ptr<LazyWindow> make_lazy_window(size_t slots) override { return m_.make_lazy_window(slots); }
   GrantCounters counters() const override { return m_.counters(); }
-  std::vector<MapHandle> leaked_;
-  std::vector<void*> gaps_;
 
  private:
   GrantMapper& m_;
   Fault f_;
-};
-
-class WrongContiguousWorld final : public tools::GrantWorld {
- public:
-  WrongContiguousWorld(std::unique_ptr<tools::GrantWorld> w, WrongContiguousMapper::Fault f)
-      : w_(std::move(w)), m_(w_->mapper(), f) {}
-  ~WrongContiguousWorld() override {
-    std::vector<UnmapOp> u;
-    for (MapHandle h : m_.leaked_) u.push_back(UnmapOp{h});
-    if (!u.empty()) m_.unmap(u);
-    for (void* g : m_.gaps_)
-      if (g != MAP_FAILED) ::munmap(g, kPageSize);
-  }
-  std::string name() const override { return "wrong-contiguous"; }
-  DomId granter() const override { return w_->granter(); }
-  DomId mapper_dom() const override { return w_->mapper_dom(); }
-  Result<tools::Granted> grant(DomId g, bool ro, uint8_t seed) override { return w_->grant(g, ro, seed); }
-  Result<void> end(const tools::Granted& g) override { return w_->end(g); }
-  GrantMapper& mapper() override { return m_; }
-
- private:
-  std::unique_ptr<tools::GrantWorld> w_;
-  WrongContiguousMapper m_;
+  std::vector<MapHandle> leaked_;
+  std::vector<void*> gaps_;
 };
 
 TEST(XenConformance, ContiguousChecksCatchAMapperThatGetsRunsWrong) {
@@ -392,7 +382,7 @@ TEST(XenConformance, ContiguousChecksCatchAMapperThatGetsRunsWrong) {
     auto a = tools::make_sim_world();
     auto b = tools::make_sim_world();
     ASSERT_TRUE(a && b);
-    WrongContiguousWorld subject(std::move(b).value(), fault);
+    WrappedMapperWorld<WrongContiguousMapper> subject("wrong-contiguous", std::move(b).value(), fault);
     auto r = tools::run_conformance(**a, subject);
     std::vector<std::string> failed;
     for (const auto& l : r.lines)
