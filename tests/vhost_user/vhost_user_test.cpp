@@ -75,6 +75,19 @@ class VhostUserTest : public ::testing::Test {
     })) << "bridge " << bridge_->error();
   }
 
+  // Tears the whole world down (in reverse order of building) and builds it again with `s`.
+  void rebuild(const BridgeSetup& s) {
+    front_b_.reset();
+    bridge_.reset();
+    qemu_.reset();
+    backend_.reset();
+    pool_b_.reset();
+    dom_b_.reset();
+    dom0_.reset();
+    hv_.reset();
+    build(s);
+  }
+
   void pump_once() {
     if (bridge_) bridge_->poll();
     if (backend_) backend_->poll();
@@ -323,15 +336,7 @@ TEST_F(VhostUserTest, ManyFramesLandDirectlyAndBuffersAreReused) {
 // Without MRG_RXBUF a frame must fit one chain: netfront receives into its own pages and the bridge copies (the
 // counted fallback).
 TEST_F(VhostUserTest, WithoutMergeableBuffersRxIsBouncedAndCounted) {
-  front_b_.reset();
-  bridge_.reset();
-  qemu_.reset();
-  backend_.reset();
-  pool_b_.reset();
-  dom_b_.reset();
-  dom0_.reset();
-  hv_.reset();
-  build(BridgeSetup{VhostNetConfig::kDefaultFeatures & ~feat::kNetMrgRxbuf});
+  rebuild(BridgeSetup{VhostNetConfig::kDefaultFeatures & ~feat::kNetMrgRxbuf});
   ASSERT_FALSE(bridge_->acked_features() & feat::kNetMrgRxbuf);
   EXPECT_FALSE(bridge_->netfront()->rx_owner_mode());
   post_rx(8);
@@ -344,6 +349,18 @@ TEST_F(VhostUserTest, WithoutMergeableBuffersRxIsBouncedAndCounted) {
   EXPECT_EQ(r->second, fr);
   EXPECT_EQ(bridge_->counters().rx_bounce_bytes, fr.size());
   EXPECT_EQ(bridge_->counters().rx_direct_bytes, 0u);
+}
+
+// The bridge's netfront offers netif RX offloads only as far as the guest driver acked them, so a backend (a TAP
+// sink asks its kernel for Backend::rx_offloads) never sends what the bridge would have to drop.
+TEST_F(VhostUserTest, RxOffloadsOfferedAsFarAsTheGuestAcked) {
+  EXPECT_EQ(backend_->rx_offloads(vif_a_), (RxOffloads{true, true, true}));
+  rebuild(BridgeSetup{VhostNetConfig::kDefaultFeatures & ~feat::kNetGuestTso6});
+  EXPECT_EQ(backend_->rx_offloads(vif_a_), (RxOffloads{true, true, false}));
+  rebuild(BridgeSetup{VhostNetConfig::kDefaultFeatures & ~(feat::kNetGuestCsum | feat::kNetGuestTso4 |
+                                                           feat::kNetGuestTso6)});
+  EXPECT_EQ(backend_->rx_offloads(vif_a_), RxOffloads{});
+  EXPECT_EQ(dom0_->store().read_opt(backend_->paths(vif_a_).frontend + "/feature-no-csum-offload"), "1");
 }
 
 TEST_F(VhostUserTest, GsoSuperFrameFromGuestArrivesAsGsoAtOtherGuest) {
