@@ -424,6 +424,7 @@ void FrontendDaemon::write_json() {
                 {"to_tap_frames", t.to_tap_frames},   {"to_tap_bytes", t.to_tap_bytes},
                 {"pending_max", t.pending_max},       {"dropped", t.dropped},
                 {"from_tap_gso_frames", t.from_tap_gso_frames}, {"from_tap_csum_blank", t.from_tap_csum_blank},
+                {"offload_changes", t.offload_changes}, {"offload_errors", t.offload_errors},
                 {"offloads", {{"csum", tap_->offloads().csum}, {"tso4", tap_->offloads().tso4},
                               {"tso6", tap_->offloads().tso6}}}};
   }

@@ -124,7 +124,7 @@ void TapFrontend::update_offloads() {
   if (want == offloads_) return;
   c_.offload_changes++;
   if (auto r = set_tap_offloads(fd_.get(), want); !r) {
-    c_.dropped["tap_offload_error"]++;  // not a frame: the kernel keeps the old setting, which we keep too
+    c_.offload_errors++;
     return;
   }
   offloads_ = want;

@@ -42,6 +42,7 @@ struct TapFrontendCounters {
   uint64_t from_tap_gso_frames = 0;   // of those, TCP super-frames (sent with a GSO extra)
   uint64_t from_tap_csum_blank = 0;   // of those, with a partial checksum (NETTXF_csum_blank)
   uint64_t offload_changes = 0;       // TUNSETOFFLOAD calls (connect, reconnect, backend gone)
+  uint64_t offload_errors = 0;        // of those, refused: the kernel keeps its setting, and so do we
   uint64_t tx_queued = 0;  // handed to netfront
   uint64_t tx_completed = 0;
   uint64_t tx_completed_ok = 0;
