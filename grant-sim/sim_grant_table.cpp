@@ -6,7 +6,9 @@
 //   last unpin clear them again.
 #include <sched.h>
 
+#include <algorithm>
 #include <atomic>
+#include <iterator>
 #include <cerrno>
 #include <mutex>
 #include <string>
@@ -29,8 +31,16 @@ alias_u16* flags_word(GrantEntryV1* e) { return reinterpret_cast<alias_u16*>(&e-
 class EntryLock {
  public:
   // tag: who holds it (1, or a SimServer client's id), so the hypervisor can tell a lock a dead client left held.
-  EntryLock(ActiveEntry* a, uint32_t tag) : a_(a) {
-    for (unsigned spins = 0; __atomic_exchange_n(&a_->lock, tag, __ATOMIC_ACQUIRE) != 0;) {
+  // dead_tag (non-zero): also take the lock over from that holder, which is known to be dead; *taken_over says so.
+  EntryLock(ActiveEntry* a, uint32_t tag, uint32_t dead_tag = 0, bool* taken_over = nullptr) : a_(a) {
+    for (unsigned spins = 0;; ) {
+      uint32_t held = 0;
+      if (__atomic_compare_exchange_n(&a_->lock, &held, tag, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) return;
+      if (dead_tag != 0 && held == dead_tag &&
+          __atomic_compare_exchange_n(&a_->lock, &held, tag, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+        *taken_over = true;
+        return;
+      }
       if (++spins % 64 == 0) ::sched_yield();
       else __builtin_ia32_pause();
     }
@@ -41,6 +51,51 @@ class EntryLock {
 
  private:
   ActiveEntry* a_;
+};
+
+void crash_point(CrashPoint p) {
+  if (crash_hook) [[unlikely]]
+    crash_hook(p);
+}
+
+uint64_t pack_undo(uint32_t pin_read, uint32_t pin_write, uint32_t ledger_read, uint32_t ledger_write) {
+  return uint64_t{pin_read & 0xffff} | uint64_t{pin_write & 0xffff} << 16 | uint64_t{ledger_read & 0xffff} << 32 |
+         uint64_t{ledger_write & 0xffff} << 48;
+}
+uint32_t undo_field(uint64_t undo, int i) { return static_cast<uint32_t>(undo >> (16 * i)) & 0xffff; }
+
+// One pin or unpin on an active entry by this process: the entry's lock, and the journal (crash consistency,
+// ActiveEntry). The journal is written, then armed, before anything changes; disarmed when all is done, before the
+// lock is let go. Pin counts never exceed kMaxPins, so 16 bits each hold them.
+class EntryOp {
+ public:
+  EntryOp(const SimDomain& dom, GrantRef ref, bool pin)
+      : a_(dom.active_entry(ref.value)), lock_(a_, dom.lock_tag()), pin_(pin) {
+    uint32_t* l = dom.pin_ledger();
+    ledger_ = l ? l + 2 * size_t{ref.value} : nullptr;
+    crash_point(pin ? CrashPoint::pin_locked : CrashPoint::unpin_locked);
+    a_->undo = pack_undo(a_->pin_read, a_->pin_write, ledger_ ? ledger_[0] : 0, ledger_ ? ledger_[1] : 0);
+    crash_point(pin ? CrashPoint::pin_journaled : CrashPoint::unpin_journaled);
+    __atomic_store_n(&a_->undo_armed, uint16_t{1}, __ATOMIC_RELEASE);
+    crash_point(pin ? CrashPoint::pin_armed : CrashPoint::unpin_armed);
+  }
+  ~EntryOp() {
+    __atomic_store_n(&a_->undo_armed, uint16_t{0}, __ATOMIC_RELEASE);
+    crash_point(pin_ ? CrashPoint::pin_disarmed : CrashPoint::unpin_disarmed);
+  }
+  EntryOp(const EntryOp&) = delete;
+  EntryOp& operator=(const EntryOp&) = delete;
+
+  ActiveEntry* entry() const { return a_; }
+  void count_in_ledger(bool readonly, int delta) {
+    if (ledger_) __atomic_add_fetch(&ledger_[readonly ? 0 : 1], static_cast<uint32_t>(delta), __ATOMIC_RELAXED);
+  }
+
+ private:
+  ActiveEntry* a_;
+  EntryLock lock_;
+  bool pin_;
+  uint32_t* ledger_ = nullptr;
 };
 
 // _set_status_v1: check the entry grants `grantee` the access asked for and mark it in use, atomically
@@ -69,13 +124,32 @@ void clear_flags(GrantEntryV1* e, uint16_t bits) {
   __atomic_fetch_and(flags_word(e), static_cast<uint16_t>(~bits), __ATOMIC_RELEASE);
 }
 
+// GTF_writing only while a writer is pinned, GTF_reading only while anything is (the lock held).
+void clear_unpinned_flags(GrantEntryV1* e, const ActiveEntry& a) {
+  uint16_t clear = 0;
+  if (a.pin_write == 0) clear |= GTF_writing;
+  if (a.pin_read + a.pin_write == 0) clear |= GTF_reading;
+  if (clear) clear_flags(e, clear);
+}
+
 }  // namespace
+
+const char* to_string(CrashPoint p) {
+  static constexpr const char* kNames[] = {
+      "pin_locked",     "pin_journaled",   "pin_armed",      "pin_status_set",      "pin_bad_page_cleared",
+      "pin_frame_set",  "pin_counted",     "pin_ledgered",   "pin_disarmed",        "unpin_locked",
+      "unpin_journaled", "unpin_armed",    "unpin_counted",  "unpin_ledgered",      "unpin_flags_cleared",
+      "unpin_disarmed"};
+  static_assert(std::size(kNames) == static_cast<size_t>(CrashPoint::count));
+  const auto i = static_cast<size_t>(p);
+  return i < std::size(kNames) ? kNames[i] : "unknown";
+}
 
 GntSt pin_grant(const SimDomain& dom, DomId grantee, GrantRef ref, bool readonly, FrameLoc* loc) {
   if (ref.value >= dom.nr_grant_entries()) return GntSt::bad_gntref;
   GrantEntryV1* e = dom.shared_entry(ref.value);
-  ActiveEntry* a = dom.active_entry(ref.value);
-  EntryLock lock(a, dom.lock_tag());
+  EntryOp op(dom, ref, /*pin=*/true);
+  ActiveEntry* a = op.entry();
   const bool pinned = a->pin_read + a->pin_write > 0;
   if (pinned && a->domid != grantee.value) return GntSt::permission_denied;
   if ((readonly ? a->pin_read : a->pin_write) >= kMaxPins) return GntSt::general_error;
@@ -83,20 +157,25 @@ GntSt pin_grant(const SimDomain& dom, DomId grantee, GrantRef ref, bool readonly
   // entry already pinned keeps the frame it was pinned with, whatever the guest writes meanwhile.
   if (!pinned || (!readonly && a->pin_write == 0)) {
     if (GntSt st = set_status(e, grantee.value, readonly); st != GntSt::okay) return st;
+    crash_point(CrashPoint::pin_status_set);
     if (!pinned) {
       const uint32_t frame = __atomic_load_n(&e->frame, __ATOMIC_ACQUIRE);
       FrameLoc probe;
       if (!dom.locate(frame, &probe)) {
         clear_flags(e, GTF_reading | GTF_writing);
+        crash_point(CrashPoint::pin_bad_page_cleared);
         return GntSt::bad_page;
       }
       a->frame = frame;
       a->domid = grantee.value;
+      crash_point(CrashPoint::pin_frame_set);
     }
   }
   if (readonly) ++a->pin_read;
   else ++a->pin_write;
-  if (uint32_t* l = dom.pin_ledger()) __atomic_add_fetch(&l[2 * ref.value + (readonly ? 0 : 1)], 1u, __ATOMIC_RELAXED);
+  crash_point(CrashPoint::pin_counted);
+  op.count_in_ledger(readonly, +1);
+  crash_point(CrashPoint::pin_ledgered);
   dom.locate(a->frame, loc);
   return GntSt::okay;
 }
@@ -104,16 +183,48 @@ GntSt pin_grant(const SimDomain& dom, DomId grantee, GrantRef ref, bool readonly
 void unpin_grant(const SimDomain& dom, GrantRef ref, bool readonly) {
   if (ref.value >= dom.nr_grant_entries()) return;
   GrantEntryV1* e = dom.shared_entry(ref.value);
-  ActiveEntry* a = dom.active_entry(ref.value);
-  EntryLock lock(a, dom.lock_tag());
+  EntryOp op(dom, ref, /*pin=*/false);
+  ActiveEntry* a = op.entry();
   uint32_t& pin = readonly ? a->pin_read : a->pin_write;
   if (pin == 0) return;  // not ours to drop: a bug upstream must not corrupt another pinner's state
   --pin;
-  if (uint32_t* l = dom.pin_ledger()) __atomic_sub_fetch(&l[2 * ref.value + (readonly ? 0 : 1)], 1u, __ATOMIC_RELAXED);
-  uint16_t clear = 0;
-  if (a->pin_write == 0) clear |= GTF_writing;
-  if (a->pin_read + a->pin_write == 0) clear |= GTF_reading;
-  if (clear) clear_flags(e, clear);
+  crash_point(CrashPoint::unpin_counted);
+  op.count_in_ledger(readonly, -1);
+  crash_point(CrashPoint::unpin_ledgered);
+  clear_unpinned_flags(e, *a);
+  crash_point(CrashPoint::unpin_flags_cleared);
+}
+
+DeadPinnerRelease release_dead_pinner(const SimDomain& dom, GrantRef ref, uint32_t tag, uint32_t ledger[2]) {
+  DeadPinnerRelease out;
+  if (ref.value >= dom.nr_grant_entries()) return out;
+  ActiveEntry* a = dom.active_entry(ref.value);
+  // Nothing to do for an entry the client held no pin on and whose lock it did not die holding (it is dead: neither
+  // can change any more).
+  if (ledger[0] == 0 && ledger[1] == 0 && __atomic_load_n(&a->lock, __ATOMIC_ACQUIRE) != tag) return out;
+  GrantEntryV1* e = dom.shared_entry(ref.value);
+  EntryLock lock(a, /*tag=*/1, /*dead_tag=*/tag, &out.lock_recovered);
+  if (out.lock_recovered && __atomic_load_n(&a->undo_armed, __ATOMIC_ACQUIRE)) {
+    // Died changing the entry: put back the counts (the entry's and its own) as they were before that operation.
+    a->pin_read = undo_field(a->undo, 0);
+    a->pin_write = undo_field(a->undo, 1);
+    ledger[0] = undo_field(a->undo, 2);
+    ledger[1] = undo_field(a->undo, 3);
+    out.rolled_back = true;
+  }
+  __atomic_store_n(&a->undo_armed, uint16_t{0}, __ATOMIC_RELEASE);
+  // The ledger is the dead client's own record: never drop more than the entry holds.
+  const uint32_t n_read = std::min(ledger[0], a->pin_read), n_write = std::min(ledger[1], a->pin_write);
+  a->pin_read -= n_read;
+  a->pin_write -= n_write;
+  ledger[0] = ledger[1] = 0;
+  out.pins_released = uint64_t{n_read} + n_write;
+  clear_unpinned_flags(e, *a);
+  // What remains pinned (other pinners) must still show as in use to the guest.
+  const uint16_t flags = __atomic_load_n(flags_word(e), __ATOMIC_ACQUIRE);
+  out.flags_mismatch = (a->pin_read + a->pin_write > 0 && !(flags & GTF_reading)) ||
+                       (a->pin_write > 0 && !(flags & GTF_writing));
+  return out;
 }
 
 namespace {

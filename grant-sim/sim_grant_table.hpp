@@ -31,16 +31,27 @@ inline constexpr uint32_t kNrReservedEntries = GNTTAB_NR_RESERVED_ENTRIES;
 
 // Hypervisor-private per-entry state, in DomainShm::active, shared by every process playing the hypervisor
 // for this domain. Owner: the hypervisor only (a guest never has this fd).
+//
+// Crash consistency: a dom0 client runs pin_grant/unpin_grant on this entry in its own process, and it can be
+// SIGKILLed at any instruction, where Xen cannot be killed inside a hypercall. So every change a client makes
+// under the lock is journaled first: `undo` holds the entry's pin counts and the client's ledger counts for the
+// entry as they were before the operation, and `undo_armed` says the operation has started changing things. The
+// invariant: whenever the lock is free, pin_read/pin_write are the sum of every pinner's ledger counts (plus
+// unrecorded pins), and GTF_reading/GTF_writing are set exactly while pins of that kind are held; when the lock
+// is held with undo_armed, the journal restores that invariant. The hypervisor process recovering a dead
+// client's lock rolls back from the journal (release_dead_pinner), so the entry is as if the operation had
+// never started, then releases what the ledger says (docs/grant-sim.md, "Crash-consistent pins").
 struct ActiveEntry {
-  uint32_t lock;       // spin lock, taken with atomic_ref: Xen's per-active-entry lock
-  uint32_t pin_read;   // readonly host maps + copy reads in progress
-  uint32_t pin_write;  // writable host maps + copy writes in progress
-  uint32_t frame;      // the frame pinned while pin_read + pin_write > 0 (Xen's act->frame)
-  uint16_t domid;      // the grantee the pins belong to (Xen's act->domid)
-  uint16_t pad0 = 0;
-  uint32_t pad1 = 0;
+  uint32_t lock;        // spin lock, taken with atomic_ref: Xen's per-active-entry lock; holds its holder's tag
+  uint32_t pin_read;    // readonly host maps + copy reads in progress
+  uint32_t pin_write;   // writable host maps + copy writes in progress
+  uint32_t frame;       // the frame pinned while pin_read + pin_write > 0 (Xen's act->frame)
+  uint16_t domid;       // the grantee the pins belong to (Xen's act->domid)
+  uint16_t undo_armed;  // 1 while the lock holder is changing the entry (the journal below is valid)
+  uint32_t pad = 0;
+  uint64_t undo;        // the journal: pin_read, pin_write, ledger read, ledger write before, 16 bits each
 };
-static_assert(sizeof(ActiveEntry) == 24);
+static_assert(sizeof(ActiveEntry) == 32);
 
 inline constexpr uint32_t kMaxPins = 0xffff;  // a pin count beyond this fails, as Xen's GNTPIN_*_mask overflow
 
@@ -103,6 +114,32 @@ class SimDomain final : public SimDomainView {
   uint32_t ledger_tag_ = 1;
 };
 
+// The steps of the critical sections a client runs on an active entry, in order, named so that a test can end
+// the process at each one (tests/sim/crash_consistency_test.cpp).
+enum class CrashPoint : uint8_t {
+  pin_locked,            // lock taken, nothing written
+  pin_journaled,         // journal written, not armed
+  pin_armed,             // armed, entry unchanged
+  pin_status_set,        // GTF_reading (| GTF_writing) set in the guest's entry
+  pin_bad_page_cleared,  // (bad frame) the flags just set cleared again
+  pin_frame_set,         // act->frame and act->domid written (first pin)
+  pin_counted,           // pin_read or pin_write incremented
+  pin_ledgered,          // the client's ledger incremented
+  pin_disarmed,          // journal disarmed, lock still held
+  unpin_locked,
+  unpin_journaled,
+  unpin_armed,
+  unpin_counted,   // pin count decremented
+  unpin_ledgered,  // ledger decremented
+  unpin_flags_cleared,
+  unpin_disarmed,
+  count
+};
+const char* to_string(CrashPoint p);
+// Test hook, nullptr in the product: called at every CrashPoint, also from the lazy-fault signal handler (so it
+// must be async-signal-safe). Set it only while the process runs one thread.
+inline void (*crash_hook)(CrashPoint) = nullptr;
+
 // Pin (dom, ref) for `grantee`: GNTTABOP_map_grant_ref's and GNTTABOP_copy's check-and-mark step
 // (Xen's _set_status_v1 under the active entry's lock). On okay, *loc says where the frame is and the entry
 // has GTF_reading (and GTF_writing unless readonly) set until unpin(). Async-signal-safe.
@@ -110,6 +147,19 @@ GntSt pin_grant(const SimDomain& dom, DomId grantee, GrantRef ref, bool readonly
 // Undo one successful pin_grant(): drop the pin; clear GTF_writing when no writer is left and GTF_reading
 // when no pin is left. Async-signal-safe.
 void unpin_grant(const SimDomain& dom, GrantRef ref, bool readonly);
+
+// The hypervisor's release of a dead client's pins on one entry (`tag`: the dead client's lock tag, `ledger`:
+// its {read, write} counts for the entry, set to 0 here). If the client died holding the lock, the lock is taken
+// over and an armed journal rolled back first. Then the ledger's pins are dropped and the entry's flags made to
+// match the pins that remain. Runs in the hypervisor process only.
+struct DeadPinnerRelease {
+  uint64_t pins_released = 0;
+  bool lock_recovered = false;  // it died holding the entry's lock
+  bool rolled_back = false;     // ... in the middle of changing it (the journal was armed)
+  bool flags_mismatch = false;  // afterwards, pins remain that GTF_reading/GTF_writing do not show (never, unless
+                                // the guest cleared them itself)
+};
+DeadPinnerRelease release_dead_pinner(const SimDomain& dom, GrantRef ref, uint32_t tag, uint32_t ledger[2]);
 
 // The active table's size for n entries (create_domain_shm sizes the memfd with it).
 inline size_t active_table_bytes(uint32_t nr_entries) { return size_t{nr_entries} * sizeof(ActiveEntry); }

@@ -219,16 +219,12 @@ void SimServer::drop(uint64_t id) {
   const uint32_t tag = lock_tag_of(id);
   for (auto& [d, l] : c->ledgers) {
     for (uint32_t ref = 0; ref < l.dom->nr_grant_entries(); ++ref) {
-      sim::ActiveEntry* a = l.dom->active_entry(ref);
-      uint32_t held = tag;
-      // Died inside pin/unpin's critical section: nobody else will ever release this lock.
-      if (__atomic_compare_exchange_n(&a->lock, &held, 0u, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-        ++gone.locks_recovered;
-      for (int kind = 0; kind < 2; ++kind) {
-        uint32_t n = __atomic_exchange_n(&l.counts[2 * ref + kind], 0u, __ATOMIC_ACQ_REL);
-        gone.pins_released += n;
-        while (n--) sim::unpin_grant(*l.dom, GrantRef{ref}, /*readonly=*/kind == 0);
-      }
+      // Died inside pin/unpin's critical section: the lock is taken over and the entry rolled back (ActiveEntry).
+      const sim::DeadPinnerRelease r = sim::release_dead_pinner(*l.dom, GrantRef{ref}, tag, &l.counts[2 * size_t{ref}]);
+      gone.pins_released += r.pins_released;
+      gone.locks_recovered += r.lock_recovered ? 1 : 0;
+      gone.entries_rolled_back += r.rolled_back ? 1 : 0;
+      gone.flags_mismatch += r.flags_mismatch ? 1 : 0;
     }
   }
   c->ledgers.clear();

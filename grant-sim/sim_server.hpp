@@ -49,7 +49,9 @@ class SimServer {
     DomId dom;
     bool owned_domain = false;     // its domain was destroyed with it
     uint64_t pins_released = 0;    // read + write pins dropped on its behalf
-    uint32_t locks_recovered = 0;  // active-entry locks it died holding (its ledger may be off by one there)
+    uint32_t locks_recovered = 0;      // active-entry locks it died holding (taken over by the hypervisor)
+    uint32_t entries_rolled_back = 0;  // ... in the middle of changing the entry: rolled back from its journal
+    uint32_t flags_mismatch = 0;       // entries left pinned by others whose in-use flags the guest had cleared
     uint32_t states_closed = 0;    // backend state nodes set to Closed (6)
   };
   void on_client_gone(std::function<void(const ClientGone&)> f) { on_gone_ = std::move(f); }

@@ -29,8 +29,11 @@ int run_hypervisor(int argc, char** argv) {
       "its domain takes it with it when it exits (store subtree, event channels). A client that attached (a dom0\n"
       "backend: pvnet backend --hypervisor-socket PATH) leaves dom0 alive: the pins it held on guests' grants are\n"
       "released and the backend state nodes it wrote are set Closed. On stdout, per client that goes:\n"
-      "  client-gone id=N dom=D owned=0|1 pins_released=P locks_recovered=L states_closed=S dom_pins_left=R\n"
-      "(dom_pins_left: pins domain D still holds on any grant, through its other clients).\n\noptions");
+      "  client-gone id=N dom=D owned=0|1 pins_released=P locks_recovered=L rolled_back=B flags_mismatch=M\n"
+      "              states_closed=S dom_pins_left=R\n"
+      "(locks_recovered: grant entries whose lock it died holding; rolled_back: of those, entries it was changing,\n"
+      "put back as before that operation; flags_mismatch: entries still pinned by others whose in-use flags the\n"
+      "guest had cleared itself; dom_pins_left: pins domain D still holds on any grant, through its other clients).\n\noptions");
   opts.add_options()
       ("help,h", "show this help")
       ("socket,s", po::value<std::string>(&socket)->required(), "Unix socket to serve on (SOCK_SEQPACKET)")
@@ -61,10 +64,11 @@ int run_hypervisor(int argc, char** argv) {
   }
   pvnet::SimServer& srv = **server;
   srv.on_client_gone([&srv](const pvnet::SimServer::ClientGone& g) {
-    std::printf("client-gone id=%llu dom=%u owned=%d pins_released=%llu locks_recovered=%u states_closed=%u "
-                "dom_pins_left=%llu\n",
+    std::printf("client-gone id=%llu dom=%u owned=%d pins_released=%llu locks_recovered=%u rolled_back=%u "
+                "flags_mismatch=%u states_closed=%u dom_pins_left=%llu\n",
                 static_cast<unsigned long long>(g.client), g.dom.value, g.owned_domain ? 1 : 0,
-                static_cast<unsigned long long>(g.pins_released), g.locks_recovered, g.states_closed,
+                static_cast<unsigned long long>(g.pins_released), g.locks_recovered, g.entries_rolled_back,
+                g.flags_mismatch, g.states_closed,
                 static_cast<unsigned long long>(srv.pins_held_by(g.dom)));
     std::fflush(stdout);
   });

@@ -90,7 +90,10 @@ TEST(BackendRestart, KilledMidStreamAndStartedAgainFrontendsReconnectNothingLeak
   uint64_t released = 0, closed = 0;
   for (const auto& g : gone) {
     EXPECT_EQ(field(g, "owned"), 0u) << g;  // dom0 is not destroyed with its backend
-    EXPECT_EQ(field(g, "locks_recovered"), 0u) << g;
+    // The kill may land inside a pin or unpin (a grant-entry lock held, maybe mid-change): the hypervisor takes the
+    // lock over and rolls the entry back from its journal; whatever it recovered must leave consistent entries.
+    EXPECT_LE(field(g, "rolled_back"), field(g, "locks_recovered")) << g;
+    EXPECT_EQ(field(g, "flags_mismatch"), 0u) << g;
     released += field(g, "pins_released");
     closed += field(g, "states_closed");
   }
