@@ -55,9 +55,9 @@ inline PvnetRun run_pvnet(std::vector<std::string> args, Ms timeout = Ms(120'000
 // Spawns `pvnet args...` (a daemon: backend, frontend, hypervisor) and waits up to 20 s for a line starting with
 // `wait_for`; nullptr (and a test failure naming `name`) if it never says it.
 inline std::unique_ptr<tools::ChildProcess> start_pvnet(std::vector<std::string> args, const std::string& name,
-                                                        const char* wait_for) {
+                                                        const char* wait_for, const char* exe = PVNET_EXE) {
   args.insert(args.begin(), "pvnet");
-  auto c = tools::ChildProcess::spawn(PVNET_EXE, args, name);
+  auto c = tools::ChildProcess::spawn(exe, args, name);
   EXPECT_TRUE(c.ok()) << (c.ok() ? "" : c.error().reason);
   if (!c) return nullptr;
   auto line = (*c)->wait_for_line(wait_for, Ms(20'000));
