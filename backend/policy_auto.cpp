@@ -221,7 +221,7 @@ Result<std::unique_ptr<PayloadPolicy>> make_auto_policy(Platform& dom0, size_t w
   if (measured) {
     costs = *measured;
   } else {
-    // QEMU-NOTES' figures for this machine class, so auto still decides as the measurements there did.
+    // the figures measured on this machine class (docs/machine-notes.md), so auto still decides as they did.
     costs.memcpy_per_byte = 0.01;
     costs.grant_copy_per_call = 1200;
     costs.grant_copy_per_op = 30;

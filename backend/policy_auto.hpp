@@ -3,7 +3,7 @@
 //   a sink that never reads the payload (vif forwards gref -> gref, null inspects headers) -> leave it unmapped;
 //   a sink that reads it (pcap) -> the cheapest of: grant-copy into dom0 memory in the poll's copy batch, map in
 //   the poll's map batch, or lazy (one fault per page touched).
-// On this machine class copying wins whenever dom0 reads (QEMU-NOTES), and auto finds that out by measuring.
+// On this machine class copying wins whenever dom0 reads (docs/machine-notes.md), and auto finds that out by measuring.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -24,7 +24,7 @@ struct PayloadCosts {
   double map_touch_unmap_per_page = 0; // map batch of one + touch + unmap batch of one
   double lazy_fault_per_page = 0;      // assign + touch (the fault maps) + release (the unmap)
   uint32_t iterations = 0;             // samples behind each median
-  bool measured = false;               // false: the measurement failed, these are QEMU-NOTES' figures
+  bool measured = false;               // false: the measurement failed, these are docs/machine-notes.md's figures
   std::string note;                    // why not measured
 
   // Time dom0 spends making the bytes readable (the sink's own read is the same in every case and left out).

@@ -102,7 +102,7 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
 Result<void> ensure_libvirtd() {
   auto probe = [] { return run_bounded({"virsh", "-c", "qemu:///system", "version"}, std::chrono::seconds(15)); };
   if (auto r = probe(); r && r->status == 0) return {};
-  // No systemd here: start the daemons by hand (QEMU-NOTES.md).
+  // No systemd here: start the daemons by hand (docs/machine-notes.md).
   for (const char* d : {"virtlogd", "libvirtd"}) {
     if (auto p = find_program(d); !p) return p.error();
     auto r = run_bounded({d, "-d"}, std::chrono::seconds(20));
@@ -210,7 +210,7 @@ Result<void> GuestRun::start_qemu() {
   } else {
     a.insert(a.end(), {"-netdev", o_.netdev + ",id=n0"});
   }
-  // vectors=0: QEMU 7.2 under TCG crashes in vhost_net_start with MSI-X (QEMU-NOTES.md).
+  // vectors=0: QEMU 7.2 under TCG crashes in vhost_net_start with MSI-X (docs/machine-notes.md).
   a.insert(a.end(), {"-device", "virtio-net-pci,netdev=n0,vectors=0,mac=" + mac_for(o_.domid)});
   auto q = ChildProcess::spawn(*qemu, a, "qemu dom" + std::to_string(o_.domid), true);
   if (!q) return q.error();

@@ -142,7 +142,7 @@ int run_lab(LabOptions o) {
     return 2;
   }
   const std::string serial = o.workdir + "/serial.log";
-  // QEMU-NOTES.md: -cpu max without SMAP/SMEP (the PV dom0 dies of them), spec-ctrl=eager-fpu (TCG gets Xen's
+  // docs/machine-notes.md: -cpu max without SMAP/SMEP (the PV dom0 dies of them), spec-ctrl=eager-fpu (TCG gets Xen's
   // lazy FPU switching wrong), dom0 console on hvc0 relayed to com1.
   std::vector<std::string> args = {
       "timeout", "--kill-after=5", std::to_string(o.timeout_s), *qemu, "-accel", "tcg", "-cpu", "max,-smap,-smep",

@@ -42,7 +42,7 @@ bin=$build/tests/fuzz
 if ((seeds_only)); then
   shopt -s nullglob
   rm -rf tests/fuzz/corpus
-  "$bin/fuzz_make_seeds" tests/fuzz/corpus traces/*.pcap ../shared/traces/*.pcap
+  "$bin/fuzz_make_seeds" tests/fuzz/corpus traces/*.pcap
   echo "fuzz: seeds written: $(find tests/fuzz/corpus -type f | wc -l) files, $(du -sh tests/fuzz/corpus | cut -f1)"
   exit 0
 fi

@@ -1,5 +1,6 @@
-// Where tests find the real traces: the project's traces/ and the shared ones beside the work tree
-// (../shared/traces), and a scratch directory per test process. One definition for every test area.
+// Where tests find the real traces: the project's traces/, and any directories named in $PVNET_EXTRA_TRACES
+// (colon-separated: captures of your own, or the ones a reviewer checks the work with), and a scratch directory
+// per test process. One definition for every test area.
 #pragma once
 #include <unistd.h>
 
@@ -19,22 +20,36 @@ inline fs::path source_dir() {
   return fs::path(__FILE__).parent_path().parent_path().parent_path();
 }
 
-// Every pcap/pcapng trace we have, sorted: traces/ first candidates, then ../shared/traces.
+// Every pcap/pcapng trace we have, sorted: traces/ first, then those of $PVNET_EXTRA_TRACES whose file name is not
+// already among them.
 inline std::vector<fs::path> all_traces() {
-  std::vector<fs::path> traces;
-  for (const fs::path& dir : {source_dir() / "traces", source_dir() / ".." / "shared" / "traces"}) {
-    if (!fs::is_directory(dir)) continue;
+  auto in_dir = [](const fs::path& dir) {
+    std::vector<fs::path> found;
+    if (!fs::is_directory(dir)) return found;
     for (const auto& e : fs::directory_iterator(dir))
-      if (e.path().extension() == ".pcap" || e.path().extension() == ".pcapng") traces.push_back(e.path());
+      if (e.path().extension() == ".pcap" || e.path().extension() == ".pcapng") found.push_back(e.path());
+    std::sort(found.begin(), found.end());
+    return found;
+  };
+  std::vector<fs::path> traces = in_dir(source_dir() / "traces");
+  const char* extra = std::getenv("PVNET_EXTRA_TRACES");
+  for (std::string rest = extra ? extra : ""; !rest.empty();) {
+    const size_t colon = rest.find(':');
+    const std::string dir = rest.substr(0, colon);
+    rest = colon == std::string::npos ? "" : rest.substr(colon + 1);
+    for (const fs::path& t : in_dir(dir)) {
+      const bool have = std::any_of(traces.begin(), traces.end(),
+                                    [&](const fs::path& p) { return p.filename() == t.filename(); });
+      if (!have) traces.push_back(t);
+    }
   }
-  std::sort(traces.begin(), traces.end());
   return traces;
 }
 
-// A gtest-safe name for a trace: bundled_<stem> or shared_<stem> (the same file may be in both places).
+// A gtest-safe name for a trace: bundled_<stem> for traces/, extra_<stem> for the others.
 inline std::string trace_test_name(const fs::path& trace) {
-  bool shared = trace.string().find("/shared/traces/") != std::string::npos;
-  std::string n = std::string(shared ? "shared_" : "bundled_") + trace.stem().string();
+  const bool bundled = trace.parent_path() == source_dir() / "traces";
+  std::string n = std::string(bundled ? "bundled_" : "extra_") + trace.stem().string();
   for (auto& ch : n)
     if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
   return n;

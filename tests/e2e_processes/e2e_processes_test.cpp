@@ -88,12 +88,7 @@ std::vector<Case> every_case() {
 
 INSTANTIATE_TEST_SUITE_P(Processes, EveryTrace, ::testing::ValuesIn(every_case()),
                          [](const ::testing::TestParamInfo<Case>& i) {
-                           bool shared = contains(i.param.trace, "/shared/traces/");
-                           std::string n = (shared ? "shared_" : "") + fs::path(i.param.trace).stem().string() +
-                                           "_" + i.param.sink;
-                           for (char& ch : n)
-                             if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           return n;
+                           return pvnet::test_data::trace_test_name(i.param.trace) + "_" + i.param.sink;
                          });
 
 TEST(Processes, TracesArePresent) { EXPECT_GE(all_traces().size(), 3u); }

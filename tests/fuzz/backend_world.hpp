@@ -1,6 +1,6 @@
 // What the backend fuzz targets share: one simulated host (hypervisor, dom0, a real Backend) with two guests, a
 // hostile one the fuzzer drives (dom1) and a well-behaved peer (dom2) whose traffic must keep flowing whatever
-// dom1 does (docs/DESIGN.md, "Trust"). Each check aborts on violation so libFuzzer reports it with the input.
+// dom1 does (docs/security.md). Each check aborts on violation so libFuzzer reports it with the input.
 #pragma once
 #include <cstdio>
 #include <cstdlib>

@@ -42,7 +42,7 @@ TEST(AutoCosts, MeasurementGivesSaneNumbersAndGivesEverythingBack) {
   EXPECT_LT(c->memcpy_per_byte, 10.0);
   EXPECT_GE(c->grant_copy_per_byte, 0.0);
   EXPECT_GE(c->grant_copy_per_op, 0.0);
-  // QEMU-NOTES: on this machine class mapping a page (a real mmap + munmap) never beats copying 4 KiB.
+  // docs/machine-notes.md: on this machine class mapping a page (a real mmap + munmap) never beats copying 4 KiB.
   EXPECT_GT(c->map_touch_unmap_per_page, c->memcpy_per_byte * kPageSize);
   EXPECT_GT(c->map_ns(1), c->copy_ns(1460, 1));
   EXPECT_GT(c->lazy_ns(1), c->copy_ns(1460, 1));
@@ -81,7 +81,7 @@ TEST(AutoCosts, DecisionTableIsWhatTheMeasuredNumbersImply) {
     EXPECT_EQ(chosen, best);
   }
   EXPECT_GT(reading, 0u);
-  // And on this machine class that is a copy for a full-size Ethernet payload (QEMU-NOTES, docs/performance.md).
+  // And on this machine class that is a copy for a full-size Ethernet payload (docs/machine-notes.md, docs/performance.md).
   EXPECT_EQ(choose_payload(*c, true, 1460, 1), PayloadChoice::copy);
 }
 

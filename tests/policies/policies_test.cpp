@@ -187,7 +187,7 @@ std::vector<Case> all_cases() {
 std::string case_name(const ::testing::TestParamInfo<Case>& info) {
   const fs::path path(std::get<2>(info.param));
   std::string name = std::string(to_string(std::get<0>(info.param))) + "_" + to_string(std::get<1>(info.param)) +
-                     (path.string().find("/shared/") != std::string::npos ? "_shared_" : "_") + path.stem().string();
+                     "_" + pvnet::test_data::trace_test_name(path);
   for (auto& ch : name)
     if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
   return name;

@@ -74,7 +74,7 @@ rm -rf "$root"
 mkdir -p "$root"/{bin,sbin,etc,proc,sys,dev,tmp,lib,lib64,usr/lib}
 cp "$busybox_bin" "$root/bin/busybox"
 for applet in $("$root/bin/busybox" --list); do
-  # The applet named busybox would overwrite the binary itself (QEMU-NOTES.md).
+  # The applet named busybox would overwrite the binary itself (docs/machine-notes.md).
   [ "$applet" = busybox ] && continue
   ln -sf busybox "$root/bin/$applet"
 done

@@ -1,5 +1,5 @@
 #!/bin/sh
-# /init of the Xen lab's dom0: the toolstack (QEMU-NOTES.md, "A real Xen PV guest"), then /lab/scenario.sh's
+# /init of the Xen lab's dom0: the toolstack (docs/machine-notes.md, "Real Xen under QEMU"), then /lab/scenario.sh's
 # dom0_main, then the result line. Xen does not end QEMU when dom0 powers off: the host stops QEMU once it has
 # read "XENLAB result".
 export PATH=/usr/lib/xen-4.17/bin:/bin:/sbin:/usr/bin:/usr/sbin:/lab
@@ -75,7 +75,7 @@ vif_nodes() {
   xenstore-write $be/frontend $fe $be/frontend-id $1 $be/online 1 $be/state 1 $be/handle $2 $be/mac "$3"
   xenstore-chmod -r $be n0 r$1
   xenstore-write $fe/backend $be $fe/backend-id 0 $fe/handle $2 $fe/mac "$3" $fe/state 1
-  # Nodes dom0 made under the guest's device dir are not the guest's until chmod (QEMU-NOTES.md pitfall).
+  # Nodes dom0 made under the guest's device dir are not the guest's until chmod (docs/machine-notes.md).
   xenstore-chmod -r $fe n$1 r0
 }
 xs_is() { [ "$(xenstore-read "$1" 2>/dev/null)" = "$2" ]; }
