@@ -304,11 +304,12 @@ Result<void> VhostNetBridge::make_domain() {
     end_pfn = std::max(end_pfn, end);
   }
   // The driver's own pages: a region of pvnet's above the guest's RAM (the guest never sees it).
-  UniqueFd drv{::memfd_create(("pvnet-d" + std::to_string(cfg_.domid.value) + "-driver").c_str(), MFD_CLOEXEC)};
-  if (!drv || ::ftruncate(drv.get(), static_cast<off_t>(cfg_.driver_pages * kPageSize)) != 0)
-    return make_error(errno, std::string("driver region: ") + std::strerror(errno));
+  // Sealed: the hypervisor maps only memory nobody can shrink under it.
+  auto drv = make_sealed_memfd("pvnet-d" + std::to_string(cfg_.domid.value) + "-driver",
+                               uint64_t{cfg_.driver_pages} * kPageSize);
+  if (!drv) return make_error(drv.error().code, "driver region: " + drv.error().reason);
   driver_first_ = Pfn{(end_pfn + kDriverRegionAlign - 1) / kDriverRegionAlign * kDriverRegionAlign};
-  shm->regions.push_back(MemRegion{std::move(drv), driver_first_, cfg_.driver_pages, 0});
+  shm->regions.push_back(MemRegion{std::move(*drv), driver_first_, cfg_.driver_pages, 0});
   auto p = cfg_.make_platform(std::move(*shm));
   if (!p) return make_error(p.error().code, "adopting the guest's memory as domain " +
                                                 std::to_string(cfg_.domid.value) + ": " + p.error().reason);

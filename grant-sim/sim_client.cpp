@@ -187,7 +187,9 @@ class ClientDirectory final : public DomainDirectory {
   ClientDirectory(std::shared_ptr<Connection> c, std::shared_ptr<SimDomainView> self)
       : conn_(std::move(c)), self_(std::move(self)) {}
   std::shared_ptr<SimDomainView> find(DomId dom) override {
-    if (dom == self_->dom()) return self_;
+    // A guest's own view has no active table (it is the hypervisor's): nothing may pin through it.
+    if (dom == self_->dom())
+      return std::static_pointer_cast<sim::SimDomain>(self_)->has_active() ? self_ : nullptr;
     std::lock_guard lk(mu_);
     auto it = cache_.find(dom.value);
     if (it != cache_.end()) return it->second.view;
@@ -204,7 +206,7 @@ class ClientDirectory final : public DomainDirectory {
     }
     if (r->failed()) return nullptr;
     auto v = SimDomainView::open(std::move(shm).value());
-    if (!v) return nullptr;
+    if (!v || !std::static_pointer_cast<sim::SimDomain>(*v)->has_active()) return nullptr;
     Entry e;
     e.view = *v;
     if (has_ledger) {
@@ -268,7 +270,7 @@ Result<std::unique_ptr<Platform>> SimClient::connect(const std::string& socket_p
   hello.u16(self.value).u8(static_cast<uint8_t>(mode)).u64(options.mem_bytes).u32(options.nr_grant_entries);
   if (mode == WireHelloMode::adopt) {
     if (!options.shm) return make_error(EINVAL, "sim client: adopt without memory");
-    wire_put_shm(hello, *options.shm);
+    wire_put_shm(hello, *options.shm, 0);  // RAM only: the hypervisor makes the tables
   }
   auto r = conn->call(hello);
   if (!r) return r.error();
@@ -277,7 +279,7 @@ Result<std::unique_ptr<Platform>> SimClient::connect(const std::string& socket_p
   UniqueFd status_fd = r->fd();
   UniqueFd watch_fd = r->fd();
   if (r->failed()) return malformed("hello");
-  auto status = EvtchnStatusMap::open(std::move(status_fd));
+  auto status = EvtchnStatusMap::open_readonly(std::move(status_fd));
   if (!status) return status.error();
   auto view = SimDomainView::open(std::move(shm).value());
   if (!view) return view.error();

@@ -41,8 +41,11 @@ struct SimClientOptions {
 
 class SimClient {
  public:
+  // socket_path: a server's guest socket (create, adopt: the client is then that domain alone) or its privileged
+  // one, privileged_socket_path(PATH) (attach, e.g. as dom0; and every other domain's memory for the mapper).
+  // Adopt sends the shm's RAM regions only (memfds sealed with F_SEAL_SHRINK); the server makes the tables.
   // Errors: the socket's (ENOENT/ECONNREFUSED: no server), ESRCH (attach to a domain that does not exist),
-  // EEXIST (create one that does), or whatever the server reports.
+  // EEXIST (create one that does), EPERM (attach on the guest socket, unsealed RAM), or whatever the server reports.
   static Result<std::unique_ptr<Platform>> connect(const std::string& socket_path, DomId self,
                                                    SimClientOptions options);
   // Seconds a request waits for its reply before failing with ETIMEDOUT.

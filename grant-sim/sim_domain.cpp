@@ -20,9 +20,11 @@ size_t round_up_pages(size_t bytes) { return (bytes + kPageSize - 1) / kPageSize
 Result<void*> map_fd(int fd, size_t bytes, uint64_t offset, const char* what) {
   struct stat st {};
   if (fd < 0 || ::fstat(fd, &st) != 0) return make_error(EBADF, std::string(what) + ": bad fd");
-  if (static_cast<uint64_t>(st.st_size) < offset + bytes)
+  // offset + bytes cannot wrap: check_region bounds both (and the tables are at most a few hundred KiB).
+  if (st.st_size < 0 || static_cast<uint64_t>(st.st_size) < offset || static_cast<uint64_t>(st.st_size) - offset < bytes)
     return make_error(EINVAL, std::string(what) + ": fd is smaller than the domain says (" +
-                                  std::to_string(st.st_size) + " < " + std::to_string(offset + bytes) + ")");
+                                  std::to_string(st.st_size) + " < " + std::to_string(offset) + " + " +
+                                  std::to_string(bytes) + ")");
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, static_cast<off_t>(offset));
   if (p == MAP_FAILED) return make_error(errno, std::string(what) + ": mmap: " + std::strerror(errno));
   return p;
@@ -34,20 +36,26 @@ Result<std::shared_ptr<SimDomain>> SimDomain::open_impl(DomainShm shm) {
   std::shared_ptr<SimDomain> d{new SimDomain()};
   d->shm_ = std::move(shm);
   const DomainShm& s = d->shm_;
-  if (s.nr_grant_entries <= kNrReservedEntries) return make_error(EINVAL, "grant table too small");
+  if (auto ok = check_grant_entries(s.nr_grant_entries); !ok) return ok.error();
   d->gt_bytes_ = round_up_pages(grant_table_bytes(s.nr_grant_entries));
   auto gt = map_fd(s.grant_table.get(), d->gt_bytes_, 0, "grant table");
   if (!gt) return gt.error();
   d->gt_ = static_cast<GrantEntryV1*>(*gt);
-  d->act_bytes_ = round_up_pages(active_table_bytes(s.nr_grant_entries));
-  auto act = map_fd(s.active.get(), d->act_bytes_, 0, "active table");
-  if (!act) return act.error();
-  d->act_ = static_cast<ActiveEntry*>(*act);
+  // No active table: a guest's own view of its domain (it grants, it never pins; no directory hands it out).
+  if (s.active) {
+    d->act_bytes_ = round_up_pages(active_table_bytes(s.nr_grant_entries));
+    auto act = map_fd(s.active.get(), d->act_bytes_, 0, "active table");
+    if (!act) return act.error();
+    d->act_ = static_cast<ActiveEntry*>(*act);
+  }
   for (const MemRegion& r : s.regions) {
-    if (r.nr_pages == 0 || r.fd_offset % kPageSize != 0) return make_error(EINVAL, "bad memory region");
+    if (auto ok = check_region(r.first.value, r.nr_pages, r.fd_offset); !ok) return ok.error();
+    // Both ends are below kMaxFrameEnd (check_region): the sums cannot wrap.
     for (const Region& o : d->regions_)
       if (r.first.value < o.first + o.nr && o.first < r.first.value + r.nr_pages)
         return make_error(EINVAL, "memory regions overlap");
+    if (r.nr_pages > kMaxDomainPages - d->nr_pages_)
+      return make_error(EINVAL, "memory regions total more than " + std::to_string(kMaxDomainPages) + " pages");
     auto p = map_fd(r.fd.get(), r.nr_pages * kPageSize, r.fd_offset, "memory region");
     if (!p) return p.error();
     d->regions_.push_back(Region{static_cast<std::byte*>(*p), r.first.value, r.nr_pages, r.fd.get(), r.fd_offset});

@@ -27,26 +27,36 @@ std::string port_name(DomId d, Port p) {
 // ---- EvtchnStatusMap ----
 
 Result<EvtchnStatusMap> EvtchnStatusMap::create() {
-  UniqueFd fd(::memfd_create("pvnet-evtchn-status", MFD_CLOEXEC));
+  UniqueFd fd(::memfd_create("pvnet-evtchn-status", MFD_CLOEXEC | MFD_ALLOW_SEALING));
   if (!fd) return errno_error("memfd_create(evtchn status)");
   if (::ftruncate(fd.get(), kStatusBytes) != 0) return errno_error("ftruncate(evtchn status)");
-  return open(std::move(fd));
-}
-
-Result<EvtchnStatusMap> EvtchnStatusMap::open(UniqueFd fd) {
   void* p = ::mmap(nullptr, kStatusBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd.get(), 0);
   if (p == MAP_FAILED) return errno_error("mmap(evtchn status)");
-  return EvtchnStatusMap(std::move(fd), static_cast<uint32_t*>(p));
+  EvtchnStatusMap m(UniqueFd{}, static_cast<uint32_t*>(p), true);
+  // Our mapping stays writable; every later one (any process, any fd of this file) is read-only.
+  if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) != 0)
+    return errno_error("F_ADD_SEALS(evtchn status)");
+  const std::string self = "/proc/self/fd/" + std::to_string(fd.get());
+  m.ro_fd_ = UniqueFd(::open(self.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!m.ro_fd_) return errno_error("reopen(evtchn status) read-only");
+  return m;
+}
+
+Result<EvtchnStatusMap> EvtchnStatusMap::open_readonly(UniqueFd fd) {
+  void* p = ::mmap(nullptr, kStatusBytes, PROT_READ, MAP_SHARED, fd.get(), 0);
+  if (p == MAP_FAILED) return errno_error("mmap(evtchn status)");
+  return EvtchnStatusMap(std::move(fd), static_cast<uint32_t*>(p), false);
 }
 
 EvtchnStatusMap::EvtchnStatusMap(EvtchnStatusMap&& o) noexcept
-    : fd_(std::move(o.fd_)), words_(std::exchange(o.words_, nullptr)) {}
+    : ro_fd_(std::move(o.ro_fd_)), words_(std::exchange(o.words_, nullptr)), writable_(o.writable_) {}
 
 EvtchnStatusMap& EvtchnStatusMap::operator=(EvtchnStatusMap&& o) noexcept {
   if (this != &o) {
     if (words_) ::munmap(words_, kStatusBytes);
-    fd_ = std::move(o.fd_);
+    ro_fd_ = std::move(o.ro_fd_);
     words_ = std::exchange(o.words_, nullptr);
+    writable_ = o.writable_;
   }
   return *this;
 }
@@ -61,7 +71,7 @@ uint32_t EvtchnStatusMap::load(uint32_t slot) const {
 }
 
 void EvtchnStatusMap::store(uint32_t slot, uint32_t w) {
-  if (slot >= kMaxEvtchnChannels) return;
+  if (slot >= kMaxEvtchnChannels || !writable_) return;
   std::atomic_ref<uint32_t>(words_[slot]).store(w, std::memory_order_release);
 }
 

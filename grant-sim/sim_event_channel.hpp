@@ -23,22 +23,27 @@ namespace pvnet {
 
 inline constexpr uint32_t kMaxEvtchnChannels = 4096;  // channels alive at once, across all domains
 
+// Written by the hypervisor only: create() maps it writable and then seals the memfd (F_SEAL_FUTURE_WRITE, no
+// shrink or grow), so no other mapping of it can ever be writable, not even one of a fd reopened through
+// /proc/<pid>/fd; clients get readonly_fd() (an O_RDONLY reopen) and map it with open_readonly() (PROT_READ).
 class EvtchnStatusMap {
  public:
   static Result<EvtchnStatusMap> create();
-  static Result<EvtchnStatusMap> open(UniqueFd fd);  // takes ownership of a fd from create()'s fd()
+  static Result<EvtchnStatusMap> open_readonly(UniqueFd fd);  // takes ownership of a fd from readonly_fd()
   EvtchnStatusMap(EvtchnStatusMap&& o) noexcept;
   EvtchnStatusMap& operator=(EvtchnStatusMap&& o) noexcept;
   ~EvtchnStatusMap();
-  int fd() const { return fd_.get(); }
+  int readonly_fd() const { return ro_fd_.get(); }  // for clients: O_RDONLY, sealed
   uint32_t load(uint32_t slot) const;
-  void store(uint32_t slot, uint32_t word);
+  void store(uint32_t slot, uint32_t word);  // the creator's map only; a no-op on a read-only one
   static uint32_t word(uint32_t gen, bool connected) { return (gen << 1) | (connected ? 1u : 0u); }
 
  private:
-  EvtchnStatusMap(UniqueFd fd, uint32_t* words) : fd_(std::move(fd)), words_(words) {}
-  UniqueFd fd_;
+  EvtchnStatusMap(UniqueFd ro_fd, uint32_t* words, bool writable)
+      : ro_fd_(std::move(ro_fd)), words_(words), writable_(writable) {}
+  UniqueFd ro_fd_;
   uint32_t* words_ = nullptr;
+  bool writable_ = false;
 };
 
 // What a domain's handle learns when it allocates or binds a port.

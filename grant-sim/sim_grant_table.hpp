@@ -30,7 +30,8 @@ static_assert(sizeof(grant_entry_v1_t::domid) == sizeof(uint16_t));
 inline constexpr uint32_t kNrReservedEntries = GNTTAB_NR_RESERVED_ENTRIES;
 
 // Hypervisor-private per-entry state, in DomainShm::active, shared by every process playing the hypervisor
-// for this domain. Owner: the hypervisor only (a guest never has this fd).
+// for this domain. Owner: the hypervisor only (a guest never has this fd: the hypervisor makes it, never takes it
+// from a client, and sends it only to privileged clients).
 //
 // Crash consistency: a dom0 client runs pin_grant/unpin_grant on this entry in its own process, and it can be
 // SIGKILLed at any instruction, where Xen cannot be killed inside a hypercall. So every change a client makes
@@ -77,6 +78,9 @@ class SimDomain final : public SimDomainView {
   uint32_t nr_grant_entries() const { return shm_.nr_grant_entries; }
   GrantEntryV1* shared_entry(uint32_t ref) const { return gt_ + ref; }
   ActiveEntry* active_entry(uint32_t ref) const { return act_ + ref; }
+  // Whether this view has the active table (a hypervisor's view). A guest's view of its own domain has none:
+  // nothing may pin through it (no DomainDirectory hands one out), only grant and use its memory.
+  bool has_active() const { return act_ != nullptr; }
   // Async-signal-safe: a linear walk of an array fixed at open().
   bool locate(uint64_t frame, FrameLoc* out) const;
   uint64_t nr_pages() const { return nr_pages_; }

@@ -39,6 +39,10 @@ struct SimHypervisor::Core final : DomainDirectory {
 };
 
 Result<std::unique_ptr<SimHypervisor>> SimHypervisor::create(Options options) {
+  if (auto ok = check_grant_entries(options.dom0_grant_entries); !ok)
+    return make_error(ok.error().code, "dom0: " + ok.error().reason);
+  if (options.dom0_mem_bytes == 0 || options.dom0_mem_bytes > kMaxDomainMemBytes)
+    return make_error(EINVAL, "dom0: memory of " + std::to_string(options.dom0_mem_bytes) + " bytes out of range");
   auto core = std::make_shared<Core>();
   core->options = options;
   auto t = EvtchnTable::create();

@@ -6,6 +6,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include <cerrno>
@@ -20,8 +21,9 @@
 namespace pvnet {
 namespace {
 
-constexpr uint64_t kListenId = 0;
-constexpr uint64_t kMaxMemBytes = uint64_t{64} << 30;
+// epoll keys of the two listening sockets (connections are numbered from 1).
+constexpr uint64_t kGuestListenId = ~uint64_t{0};
+constexpr uint64_t kPrivListenId = ~uint64_t{0} - 1;
 constexpr size_t kWatchReplyBudget = kWireMaxMessage - 1024;
 
 Error errno_error(const std::string& what) { return make_error(errno, what + ": " + std::strerror(errno)); }
@@ -102,6 +104,7 @@ void put_binding(WireWriter& w, EvtchnBinding b) {
 struct SimServer::Conn {
   UniqueFd sock;
   uint64_t id = 0;
+  bool privileged = false;  // came in on the privileged socket
   bool said_hello = false;
   std::map<uint16_t, PinLedger> ledgers;
   std::set<std::string> state_nodes;  // backend state nodes it wrote (closed if it dies)
@@ -115,38 +118,65 @@ struct SimServer::Conn {
   }
 };
 
-Result<std::unique_ptr<SimServer>> SimServer::listen(const std::string& socket_path, SimHypervisor& hv) {
-  auto addr = unix_addr(socket_path);
+namespace {
+
+// A listening SOCK_SEQPACKET socket on `path`, with file mode `mode` (set before listen(), so nobody connects
+// while it is still wider).
+Result<UniqueFd> listen_on(const std::string& path, mode_t mode) {
+  auto addr = unix_addr(path);
   if (!addr) return addr.error();
   UniqueFd probe(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
   if (!probe) return errno_error("socket");
   if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&*addr), sizeof *addr) == 0)
-    return make_error(EADDRINUSE, "a hypervisor is already serving on " + socket_path);
-  ::unlink(socket_path.c_str());  // a stale socket from a server that died
+    return make_error(EADDRINUSE, "a hypervisor is already serving on " + path);
+  ::unlink(path.c_str());  // a stale socket from a server that died
   UniqueFd l(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!l) return errno_error("socket");
-  if (::bind(l.get(), reinterpret_cast<sockaddr*>(&*addr), sizeof *addr) != 0)
-    return errno_error("bind " + socket_path);
-  if (::listen(l.get(), 64) != 0) return errno_error("listen " + socket_path);
-  UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
-  if (!ep) return errno_error("epoll_create1");
-  epoll_event ev{};
-  ev.events = EPOLLIN;
-  ev.data.u64 = kListenId;
-  if (::epoll_ctl(ep.get(), EPOLL_CTL_ADD, l.get(), &ev) != 0) return errno_error("epoll_ctl");
-  UniqueFd stop(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!stop) return errno_error("eventfd");
-  return std::unique_ptr<SimServer>(new SimServer(socket_path, hv, std::move(l), std::move(ep), std::move(stop)));
+  if (::bind(l.get(), reinterpret_cast<sockaddr*>(&*addr), sizeof *addr) != 0) return errno_error("bind " + path);
+  if (mode != 0 && ::chmod(path.c_str(), mode) != 0) return errno_error("chmod " + path);
+  if (::listen(l.get(), 64) != 0) return errno_error("listen " + path);
+  return l;
 }
 
-SimServer::SimServer(std::string path, SimHypervisor& hv, UniqueFd listen_fd, UniqueFd epoll, UniqueFd stop_fd)
-    : path_(std::move(path)), hv_(hv), listen_(std::move(listen_fd)), epoll_(std::move(epoll)),
-      stop_(std::move(stop_fd)) {}
+Result<void> watch_in(int epoll, int fd, uint64_t key) {
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = key;
+  if (::epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &ev) != 0) return errno_error("epoll_ctl");
+  return {};
+}
+
+}  // namespace
+
+Result<std::unique_ptr<SimServer>> SimServer::listen(const std::string& socket_path, SimHypervisor& hv) {
+  const std::string priv = privileged_socket_path(socket_path);
+  auto l = listen_on(socket_path, 0);
+  if (!l) return l.error();
+  auto pl = listen_on(priv, 0600);
+  if (!pl) {
+    ::unlink(socket_path.c_str());
+    return pl.error();
+  }
+  UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
+  if (!ep) return errno_error("epoll_create1");
+  if (auto w = watch_in(ep.get(), l->get(), kGuestListenId); !w) return w.error();
+  if (auto w = watch_in(ep.get(), pl->get(), kPrivListenId); !w) return w.error();
+  UniqueFd stop(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!stop) return errno_error("eventfd");
+  return std::unique_ptr<SimServer>(
+      new SimServer(socket_path, hv, std::move(*l), std::move(*pl), std::move(ep), std::move(stop)));
+}
+
+SimServer::SimServer(std::string path, SimHypervisor& hv, UniqueFd listen_fd, UniqueFd priv_listen_fd,
+                     UniqueFd epoll, UniqueFd stop_fd)
+    : path_(std::move(path)), priv_path_(privileged_socket_path(path_)), hv_(hv), listen_(std::move(listen_fd)),
+      priv_listen_(std::move(priv_listen_fd)), epoll_(std::move(epoll)), stop_(std::move(stop_fd)) {}
 
 SimServer::~SimServer() {
   stop();
   while (!conns_.empty()) drop(conns_.begin()->first);
   ::unlink(path_.c_str());
+  ::unlink(priv_path_.c_str());
 }
 
 Result<void> SimServer::run_in_thread() {
@@ -177,8 +207,10 @@ void SimServer::handle() {
     int n = ::epoll_wait(epoll_.get(), evs, 32, 0);
     if (n <= 0) return;
     for (int i = 0; i < n; ++i) {
-      if (evs[i].data.u64 == kListenId)
-        accept_all();
+      if (evs[i].data.u64 == kGuestListenId)
+        accept_all(listen_.get(), false);
+      else if (evs[i].data.u64 == kPrivListenId)
+        accept_all(priv_listen_.get(), true);
       else
         serve(evs[i].data.u64);
     }
@@ -186,18 +218,29 @@ void SimServer::handle() {
   }
 }
 
-void SimServer::accept_all() {
+void SimServer::accept_all(int listen_fd, bool privileged) {
   for (;;) {
-    UniqueFd s(::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    UniqueFd s(::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
     if (!s) return;
+    if (privileged) {
+      // The socket file is 0600; this is the check for a peer that reached it anyway (a file mode widened
+      // by hand, an fd passed on). Root, or the uid this hypervisor runs as.
+      ucred cred{};
+      socklen_t len = sizeof cred;
+      if (::getsockopt(s.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+          (cred.uid != 0 && cred.uid != ::geteuid())) {
+        ++refused_;
+        (void)wire_send(s.get(), reply_err(make_error(EPERM, "privileged socket: uid " + std::to_string(cred.uid) +
+                                                                 " may not act as the toolstack")));
+        continue;
+      }
+    }
     uint64_t id = next_id_++;
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u64 = id;
-    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, s.get(), &ev) != 0) continue;
+    if (!watch_in(epoll_.get(), s.get(), id)) continue;
     auto c = std::make_unique<Conn>();
     c->sock = std::move(s);
     c->id = id;
+    c->privileged = privileged;
     conns_.emplace(id, std::move(c));
     nr_clients_.store(conns_.size());
   }
@@ -292,6 +335,28 @@ void SimServer::serve(uint64_t id) {
   }
 }
 
+namespace {
+
+// What a guest may pass in as its RAM: well-formed regions (the decoder checked their numbers) of memfds sealed
+// against shrinking. The tables are never a client's: the hypervisor makes them.
+Result<DomainShm> adopted_shm(DomId dom, DomainShm in) {
+  if (in.dom != dom) return make_error(EINVAL, "hello: adopted memory is for another domain");
+  if (in.grant_table || in.active)
+    return make_error(EPERM, "hello: adopt takes RAM only; the grant and active tables are the hypervisor's to make");
+  for (size_t i = 0; i < in.regions.size(); ++i)
+    if (auto ok = check_sealed_memfd(in.regions[i].fd.get(), "hello: adopted region " + std::to_string(i)); !ok)
+      return ok.error();
+  auto shm = create_domain_shm(dom, 0, in.nr_grant_entries);
+  if (!shm) return shm.error();
+  shm->regions = std::move(in.regions);
+  return shm;
+}
+
+// The tables a connection receives with a domain's shm: a guest never gets the active table.
+uint8_t tables_for(bool privileged) { return privileged ? kWireGrantTable | kWireActiveTable : kWireGrantTable; }
+
+}  // namespace
+
 WireWriter SimServer::hello(Conn& c, WireReader& r) {
   DomId dom{r.u16()};
   auto mode = static_cast<WireHelloMode>(r.u8());
@@ -302,6 +367,11 @@ WireWriter SimServer::hello(Conn& c, WireReader& r) {
   switch (mode) {
     case WireHelloMode::attach: {
       if (!r.at_end()) return reply_err(make_error(EPROTO, "hello: trailing bytes"));
+      if (!c.privileged) {
+        ++refused_;
+        return reply_err(make_error(EPERM, "hello: only the privileged socket (" + priv_path_ +
+                                               ") may attach to an existing domain; a guest creates its own"));
+      }
       auto v = hv_.domain_view(dom);
       if (!v) return reply_err(v.error());
       view = std::move(v).value();
@@ -312,7 +382,7 @@ WireWriter SimServer::hello(Conn& c, WireReader& r) {
       DomainShm shm;
       if (mode == WireHelloMode::create) {
         if (!r.at_end()) return reply_err(make_error(EPROTO, "hello: trailing bytes"));
-        if (mem_bytes == 0 || mem_bytes > kMaxMemBytes)
+        if (mem_bytes == 0 || mem_bytes > kMaxDomainMemBytes)
           return reply_err(make_error(EINVAL, "hello: domain memory size out of range"));
         if (hv_.has_domain(dom)) return reply_err(make_error(EEXIST, "domain " + std::to_string(dom.value) + " exists"));
         auto s = create_domain_shm(dom, mem_bytes, nr_grant_entries);
@@ -322,8 +392,13 @@ WireWriter SimServer::hello(Conn& c, WireReader& r) {
         auto s = wire_get_shm(r);
         if (!s) return reply_err(s.error());
         if (!r.at_end() || r.fds_left() != 0) return reply_err(make_error(EPROTO, "hello: trailing bytes or fds"));
-        if (s->dom != dom) return reply_err(make_error(EINVAL, "hello: adopted memory is for another domain"));
-        shm = std::move(s).value();
+        if (hv_.has_domain(dom)) return reply_err(make_error(EEXIST, "domain " + std::to_string(dom.value) + " exists"));
+        auto a = adopted_shm(dom, std::move(s).value());
+        if (!a) {
+          if (a.error().code == EPERM) ++refused_;
+          return reply_err(a.error());
+        }
+        shm = std::move(a).value();
       }
       auto v = hv_.add_domain(std::move(shm));
       if (!v) return reply_err(v.error());
@@ -346,10 +421,41 @@ WireWriter SimServer::hello(Conn& c, WireReader& r) {
   c.dom = dom;
   c.said_hello = true;
   WireWriter out = reply_ok();
-  wire_put_shm(out, view->shm());
+  wire_put_shm(out, view->shm(), tables_for(c.privileged));
   held_view_ = view;
-  out.fd(hv_.evtchn_table()->status().fd()).fd(c.tree->watcher_fd(c.watcher));
+  out.fd(hv_.evtchn_table()->status().readonly_fd()).fd(c.tree->watcher_fd(c.watcher));
   return out;
+}
+
+WireWriter SimServer::get_domain(Conn& c, DomId dom) {
+  // Xen: a guest reaches another domain's memory only through the hypervisor's grant checks. Here the client
+  // that does the checking holds the memory, so only a privileged one (dom0's netback) may have it.
+  if (!c.privileged && dom != c.dom) {
+    ++refused_;
+    return reply_err(make_error(EPERM, "get_domain: a guest may not reach domain " + std::to_string(dom.value) +
+                                           "'s memory (only the privileged socket may)"));
+  }
+  auto v = hv_.domain_view(dom);
+  if (!v) return reply_err(v.error());
+  // The client's pins on this domain are recorded in a ledger we keep, so they can be released if it dies.
+  // (Its own domain needs none: pins on one's own grants go with the domain.)
+  int ledger_fd = -1;
+  if (c.privileged && dom != c.dom && (*v)->shm().regions.size() + 3 <= kWireMaxFds) {
+    auto it = c.ledgers.find(dom.value);
+    if (it == c.ledgers.end()) {
+      auto l = make_ledger(*v);
+      if (!l) return reply_err(l.error());
+      it = c.ledgers.emplace(dom.value, std::move(l).value()).first;
+    }
+    ledger_fd = it->second.fd.get();
+  }
+  WireWriter w = reply_ok();
+  wire_put_shm(w, (*v)->shm(), tables_for(c.privileged));
+  w.u8(ledger_fd >= 0 ? 1 : 0);
+  if (ledger_fd >= 0) w.u32(lock_tag_of(c.id)).fd(ledger_fd);
+  // The view may go (domain destroyed) before the reply is sent: keep its fds open until then.
+  held_view_ = std::move(v).value();
+  return w;
 }
 
 WireWriter SimServer::dispatch(Conn& c, WireReader& r) {
@@ -461,27 +567,7 @@ WireWriter SimServer::dispatch(Conn& c, WireReader& r) {
       case WireOp::get_domain: {
         DomId dom{r.u16()};
         if (malformed()) break;
-        auto v = hv_.domain_view(dom);
-        if (!v) return reply_err(v.error());
-        // The client's pins on this domain are recorded in a ledger we keep, so they can be released if it dies.
-        // (Its own domain needs none: pins on one's own grants go with the domain.)
-        int ledger_fd = -1;
-        if (dom != self && (*v)->shm().regions.size() + 3 <= kWireMaxFds) {
-          auto it = c.ledgers.find(dom.value);
-          if (it == c.ledgers.end()) {
-            auto l = make_ledger(*v);
-            if (!l) return reply_err(l.error());
-            it = c.ledgers.emplace(dom.value, std::move(l).value()).first;
-          }
-          ledger_fd = it->second.fd.get();
-        }
-        WireWriter w = reply_ok();
-        wire_put_shm(w, (*v)->shm());
-        w.u8(ledger_fd >= 0 ? 1 : 0);
-        if (ledger_fd >= 0) w.u32(lock_tag_of(c.id)).fd(ledger_fd);
-        // The view may go (domain destroyed) before the reply is sent: keep its fds open until then.
-        held_view_ = std::move(v).value();
-        return w;
+        return get_domain(c, dom);
       }
       default:
         break;

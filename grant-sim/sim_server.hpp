@@ -13,6 +13,15 @@
 // see their backend gone and can wait for a new one (docs/protocol.md, "Backend restart"). A malformed request gets an error
 // reply and the connection stays up; a connection the server cannot reply to is dropped.
 //
+// Who a client is (docs/security.md, "The simulator's trust model"), as Xen's IS_PRIV: the socket it came in on.
+// - The guest socket (socket_path()): hello creates or adopts a domain that does not exist yet; the connection
+//   then is that domain and acts for it alone (store as that domain, its own ports). It receives its RAM and its
+//   grant table, never the active table, and reaches no other domain's memory (get_domain of another: EPERM).
+//   Adopted RAM must be memfds sealed against shrinking; the grant and active tables are always the server's.
+// - The privileged socket (privileged_path(): mode 0600, and only peers with our uid or root): the toolstack and
+//   driver domains. hello may also attach to an existing domain (dom0), get_domain reaches any domain (with the
+//   active table and a pin ledger), as dom0's netback maps and copies guests' grants.
+//
 // Drive it either from its own thread (run_in_thread) or from the owner's event loop: poll fd() for POLLIN and
 // call handle(), which never blocks. Not both at once.
 #pragma once
@@ -30,9 +39,10 @@ namespace pvnet {
 
 class SimServer {
  public:
-  // Listens on socket_path. A stale socket file is replaced; one a live server answers on is EADDRINUSE.
+  // Listens on socket_path (guests) and privileged_socket_path(socket_path) (the toolstack, driver domains). A
+  // stale socket file is replaced; one a live server answers on is EADDRINUSE.
   static Result<std::unique_ptr<SimServer>> listen(const std::string& socket_path, SimHypervisor& hv);
-  ~SimServer();  // stops the thread, drops every connection (with the cleanup above), unlinks the socket
+  ~SimServer();  // stops the thread, drops every connection (with the cleanup above), unlinks the sockets
   SimServer(const SimServer&) = delete;
   SimServer& operator=(const SimServer&) = delete;
 
@@ -61,26 +71,34 @@ class SimServer {
 
   size_t nr_clients() const { return nr_clients_.load(); }
   uint64_t bad_requests() const { return bad_requests_.load(); }
+  uint64_t refused_requests() const { return refused_.load(); }  // EPERM: a guest asked for what only dom0 may
   const std::string& socket_path() const { return path_; }
+  const std::string& privileged_path() const { return priv_path_; }
 
  private:
   struct Conn;
-  SimServer(std::string path, SimHypervisor& hv, UniqueFd listen_fd, UniqueFd epoll, UniqueFd stop_fd);
-  void accept_all();
+  SimServer(std::string path, SimHypervisor& hv, UniqueFd listen_fd, UniqueFd priv_listen_fd, UniqueFd epoll,
+            UniqueFd stop_fd);
+  void accept_all(int listen_fd, bool privileged);
   void serve(uint64_t id);
   void drop(uint64_t id);
   WireWriter dispatch(Conn& c, WireReader& r);
   WireWriter hello(Conn& c, WireReader& r);
 
+  WireWriter get_domain(Conn& c, DomId dom);
+
   std::string path_;
+  std::string priv_path_;
   SimHypervisor& hv_;
   UniqueFd listen_;
+  UniqueFd priv_listen_;
   UniqueFd epoll_;
   UniqueFd stop_;
   std::map<uint64_t, std::unique_ptr<Conn>> conns_;
   uint64_t next_id_ = 1;
   std::atomic<size_t> nr_clients_{0};
   std::atomic<uint64_t> bad_requests_{0};
+  std::atomic<uint64_t> refused_{0};
   std::atomic<uint64_t> pins_released_{0};
   std::function<void(const ClientGone&)> on_gone_;
   std::shared_ptr<SimDomainView> held_view_;  // keeps a get_domain reply's fds open until it is sent

@@ -100,9 +100,14 @@ Result<WireReader> wire_recv(int sock) {
   return WireReader(std::move(buf), std::move(fds));
 }
 
-void wire_put_shm(WireWriter& w, const DomainShm& shm) {
-  w.u16(shm.dom.value).u32(shm.nr_grant_entries).u32(static_cast<uint32_t>(shm.regions.size()));
-  w.fd(shm.grant_table.get()).fd(shm.active.get());
+std::string privileged_socket_path(const std::string& socket_path) { return socket_path + ".priv"; }
+
+void wire_put_shm(WireWriter& w, const DomainShm& shm, uint8_t tables) {
+  if (!shm.grant_table) tables &= ~kWireGrantTable;
+  if (!shm.active) tables &= ~kWireActiveTable;
+  w.u16(shm.dom.value).u32(shm.nr_grant_entries).u8(tables).u32(static_cast<uint32_t>(shm.regions.size()));
+  if (tables & kWireGrantTable) w.fd(shm.grant_table.get());
+  if (tables & kWireActiveTable) w.fd(shm.active.get());
   for (auto& r : shm.regions) w.u64(r.first.value).u64(r.nr_pages).u64(r.fd_offset).fd(r.fd.get());
 }
 
@@ -110,16 +115,22 @@ Result<DomainShm> wire_get_shm(WireReader& r) {
   DomainShm shm;
   shm.dom = DomId{r.u16()};
   shm.nr_grant_entries = r.u32();
-  uint32_t nregions = r.u32();
-  if (r.failed() || nregions == 0 || nregions > kWireMaxFds - 2) return make_error(EPROTO, "wire: bad domain shm");
-  shm.grant_table = r.fd();
-  shm.active = r.fd();
-  for (uint32_t i = 0; i < nregions; ++i) {
+  const uint8_t tables = r.u8();
+  const uint32_t nregions = r.u32();
+  if (r.failed() || (tables & ~(kWireGrantTable | kWireActiveTable)) != 0 || nregions == 0 ||
+      nregions > kWireMaxFds - 2)
+    return make_error(EPROTO, "wire: bad domain shm");
+  if (auto ok = check_grant_entries(shm.nr_grant_entries); !ok) return ok.error();
+  if (tables & kWireGrantTable) shm.grant_table = r.fd();
+  if (tables & kWireActiveTable) shm.active = r.fd();
+  for (uint32_t i = 0; i < nregions && !r.failed(); ++i) {
     MemRegion m;
     m.first = Pfn{r.u64()};
     m.nr_pages = r.u64();
     m.fd_offset = r.u64();
     m.fd = r.fd();
+    if (r.failed()) break;
+    if (auto ok = check_region(m.first.value, m.nr_pages, m.fd_offset); !ok) return ok.error();
     shm.regions.push_back(std::move(m));
   }
   if (r.failed()) return make_error(EPROTO, "wire: bad domain shm");

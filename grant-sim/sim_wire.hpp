@@ -22,9 +22,16 @@ inline constexpr uint32_t kWireMagic = 0x70766831;        // "pvh1"
 inline constexpr size_t kWireMaxMessage = 64 * 1024;
 inline constexpr size_t kWireMaxFds = 64;
 
+// A server listens on two sockets (docs/security.md, "The simulator's trust model"): the guest socket PATH, where a
+// client creates or adopts a fresh domain and then acts for it alone, and the privileged one at
+// privileged_socket_path(PATH) (mode 0600, peers of our own uid only), where the toolstack and driver domains
+// attach to any domain, dom0 included, and reach other domains' memory.
+std::string privileged_socket_path(const std::string& socket_path);
+
 enum class WireOp : uint32_t {
-  hello = 1,  // u16 dom, u8 mode (WireHelloMode), u64 mem_bytes, u32 nr_grant_entries, [adopt: shm]
-              // -> shm of the domain, fds: ..., evtchn status map, watch eventfd
+  hello = 1,  // u16 dom, u8 mode (WireHelloMode), u64 mem_bytes, u32 nr_grant_entries, [adopt: shm, no tables]
+              // -> shm of the domain (a guest: without the active table), fds: ..., evtchn status map (read-only),
+              //    watch eventfd
   store_read,        // str path -> str value
   store_write,       // str path, str value
   store_remove,      // str path
@@ -38,7 +45,7 @@ enum class WireOp : uint32_t {
   evtchn_bind_interdomain,  // u16 remote, u32 remote_port -> binding
   evtchn_unbind,            // u32 port
   evtchn_peer,              // u32 port -> u32 slot, u32 gen, u8 connected, [fd peer eventfd]
-  get_domain,               // u16 dom -> shm
+  get_domain,               // u16 dom -> shm, u8 has_ledger, [u32 lock tag, fd ledger]. Privileged only (a guest: EPERM)
 };
 
 enum class WireHelloMode : uint8_t { attach = 0, create = 1, adopt = 2 };
@@ -97,7 +104,11 @@ class WireReader {
 Result<void> wire_send(int sock, const WireWriter& w);
 Result<WireReader> wire_recv(int sock);
 
-void wire_put_shm(WireWriter& w, const DomainShm& shm);
+// A domain's shm on the wire: u16 dom, u32 nr_grant_entries, u8 tables (WireTables, which table fds follow),
+// u32 nregions, nregions * (u64 first, u64 nr_pages, u64 fd_offset); fds: [grant table], [active], one per region.
+// The decoder checks every number (check_grant_entries, check_region) before anything is computed from it.
+enum WireTables : uint8_t { kWireGrantTable = 1, kWireActiveTable = 2 };
+void wire_put_shm(WireWriter& w, const DomainShm& shm, uint8_t tables);  // tables: which of shm's to send
 Result<DomainShm> wire_get_shm(WireReader& r);
 void wire_put_perms(WireWriter& w, const NodePerms& p);
 NodePerms wire_get_perms(WireReader& r);

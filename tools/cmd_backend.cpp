@@ -127,10 +127,12 @@ Result<void> BackendDaemon::setup() {
   } else if (!opt_.attach.empty()) {
     // dom0's backend as a driver-domain process of its own: if it dies, the hypervisor process releases what it
     // held and closes its devices; started again, it finds the guests in the store and re-creates their vifs.
-    auto d0 = SimClient::connect(opt_.attach, kDom0, SimClientOptions::attach());
+    // dom0 is privileged: it attaches on the hypervisor's privileged socket (PATH.priv, mode 0600).
+    const std::string priv = privileged_socket_path(opt_.attach);
+    auto d0 = SimClient::connect(priv, kDom0, SimClientOptions::attach());
     if (!d0) return make_error(d0.error().code, "--hypervisor-socket: " + d0.error().reason);
     dom0_ = std::move(d0).value();
-    auto ts = SimClient::connect(opt_.attach, kDom0, SimClientOptions::attach());
+    auto ts = SimClient::connect(priv, kDom0, SimClientOptions::attach());
     if (!ts) return make_error(ts.error().code, "--hypervisor-socket: " + ts.error().reason);
     toolstack_ = std::move(ts).value();
   } else {
@@ -452,7 +454,8 @@ int cmd_backend(int argc, char** argv) {
        "sim: serve the simulated hypervisor on --socket; xen: be dom0's netback on a real Xen host (docs/xen.md)")
       ("socket,s", po::value(&o.socket), "Unix socket to serve the hypervisor on (--hypervisor sim)")
       ("hypervisor-socket", po::value(&o.attach),
-       "instead of --socket: attach as dom0 to the `pvnet hypervisor --socket PATH` serving on this path; the\n"
+       "instead of --socket: attach as dom0 to the `pvnet hypervisor --socket PATH` serving on this path (through\n"
+       "its privileged socket PATH.priv, mode 0600); the\n"
        "backend may then die and be started again while the guests keep running (their frontends reconnect)")
       ("policy,p", po::value(&policy)->default_value("slots"), "payload policy: slots|copy|map|hdrcopy")
       ("sink", po::value(&o.sink)->default_value("vif"), "where TX frames go: vif (see --forward), pcap, null")

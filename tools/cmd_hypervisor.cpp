@@ -33,7 +33,10 @@ int run_hypervisor(int argc, char** argv) {
       "              states_closed=S dom_pins_left=R\n"
       "(locks_recovered: grant entries whose lock it died holding; rolled_back: of those, entries it was changing,\n"
       "put back as before that operation; flags_mismatch: entries still pinned by others whose in-use flags the\n"
-      "guest had cleared itself; dom_pins_left: pins domain D still holds on any grant, through its other clients).\n\noptions");
+      "guest had cleared itself; dom_pins_left: pins domain D still holds on any grant, through its other clients).\n"
+      "Guests (pvnet frontend --socket PATH) connect on PATH and may only create their own domain; the toolstack\n"
+      "and driver domains (pvnet backend --hypervisor-socket PATH) attach on PATH.priv (mode 0600, same uid or\n"
+      "root only). docs/security.md, \"The simulator's trust model\".\n\noptions");
   opts.add_options()
       ("help,h", "show this help")
       ("socket,s", po::value<std::string>(&socket)->required(), "Unix socket to serve on (SOCK_SEQPACKET)")
@@ -74,7 +77,8 @@ int run_hypervisor(int argc, char** argv) {
   });
   std::printf("ready %s\n", socket.c_str());
   std::fflush(stdout);
-  std::cerr << "pvnet hypervisor: serving on " << socket << "\n";
+  std::cerr << "pvnet hypervisor: serving guests on " << socket << ", the toolstack on " << srv.privileged_path()
+            << "\n";
   for (;;) {
     pollfd p[2] = {{(*server)->fd(), POLLIN, 0}, {sfd.get(), POLLIN, 0}};
     if (::poll(p, 2, -1) < 0 && errno != EINTR) {

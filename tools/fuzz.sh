@@ -22,7 +22,7 @@ while (($#)); do
     *) targets+=("$1"); shift ;;
   esac
 done
-all_targets=(tx ctrl store headers pcap)
+all_targets=(tx ctrl store headers pcap hvsock)
 ((${#targets[@]})) || targets=("${all_targets[@]}")
 
 build=build-fuzz

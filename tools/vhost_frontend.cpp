@@ -94,8 +94,7 @@ int run_vhost_frontend(const VhostFrontendOptions& opt) {
       copy.dom = shm.dom;
       copy.nr_grant_entries = shm.nr_grant_entries;
       auto dupfd = [](const UniqueFd& f) { return UniqueFd{::fcntl(f.get(), F_DUPFD_CLOEXEC, 0)}; };
-      copy.grant_table = dupfd(shm.grant_table);
-      copy.active = dupfd(shm.active);
+      // RAM only: the hypervisor makes the grant and active tables of an adopted domain.
       for (const auto& r : shm.regions) copy.regions.push_back(MemRegion{dupfd(r.fd), r.first, r.nr_pages, r.fd_offset});
       auto p = SimClient::connect(hv, DomId{dom}, SimClientOptions::adopt(std::move(copy)));
       if (p) return p;

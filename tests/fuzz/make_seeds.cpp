@@ -3,7 +3,8 @@
 // OUTDIR/tx: the traces' frames as fuzz_tx action sequences (header slot and plain netif, GSO for the big ones,
 // null and reading sink) plus the protocol violations of tests/backend/violation_test.cpp as actions;
 // OUTDIR/headers: frames cut to their first 256 bytes; OUTDIR/pcap: small captures (3 frames of each trace, one
-// cut short, each under each snapped-frame policy); OUTDIR/ctrl and OUTDIR/store: short hand-written sessions.
+// cut short, each under each snapped-frame policy); OUTDIR/ctrl, OUTDIR/store and OUTDIR/hvsock: short hand-written
+// sessions.
 // Deterministic: the same traces give the same files (named by content).
 #include <unistd.h>
 
@@ -20,6 +21,7 @@
 #include "shared-ring/netif.hpp"
 #include "shared-ring/packet_headers.hpp"
 #include "tests/fuzz/ctrl_actions.hpp"
+#include "tests/fuzz/hvsock_actions.hpp"
 #include "tests/fuzz/store_actions.hpp"
 #include "tests/fuzz/tx_actions.hpp"
 
@@ -213,6 +215,49 @@ void store_seeds() {
   save("store", "shared-ring-dir-gone", c.data());
 }
 
+// fuzz_hvsock: each of issue 21's hostile clients, as action sequences (the selectors index hvsock_actions.hpp's
+// tables), plus a well-behaved guest that dom0 copies into.
+void hvsock_seeds() {
+  using namespace pvnet::fuzz::hvsock;
+  FuzzWriter attach;  // hello attach 0 and 5, get_domain of the pair and dom0
+  attach.u8(kHello).u8(0).u8(4).u8(0).u8(0).u8(0).u8(kHello).u8(1).u8(2).u8(0).u8(0).u8(0);
+  attach.u8(kHello).u8(1).u8(0).u8(1).u8(3).u8(3).u8(kGetDomain).u8(1).u8(5).u8(kGetDomain).u8(1).u8(4);
+  attach.u8(kGetDomain).u8(1).u8(0).u8(kCheck);
+  save("hvsock", "attach-and-get-domain", attach.data());
+  FuzzWriter good;  // a proper guest: create, grant a page of its own, dom0 copies into it and maps it
+  good.u8(kHello).u8(0).u8(0).u8(1).u8(3).u8(3);
+  good.u8(kGrant).u8(0).u16(9).u32(2).u8(0).u8(kDom0Copy).u8(0).u16(9).u8(0).u8(63);
+  good.u8(kGrant).u8(0).u16(10).u32(0xffffffffu).u8(0).u8(kDom0Copy).u8(0).u16(10).u8(3).u8(8);
+  good.u8(kStore).u8(0).u8(1).u8(0).u8(7).u8(kStore).u8(0).u8(1).u8(2).u8(7).u8(kStore).u8(0).u8(4).u8(0).u8(4);
+  good.u8(kCheck).u8(kClose).u8(0).u8(kCheck);
+  save("hvsock", "good-guest-dom0-copies", good.data());
+  FuzzWriter wrap;  // adopt: 2^52 + 4 pages, a region at 2^64 - 4, then a sane one that dom0 copies into
+  wrap.u8(kAdopt).u8(0).u8(1).u8(3).u8(0).u8(1).u8(0).u8(6).u8(0).u8(kSealedMemfd).u8(6);
+  wrap.u8(kAdopt).u8(1).u8(1).u8(3).u8(0).u8(2).u8(0).u8(2).u8(0).u8(kSealedMemfd).u8(6);
+  wrap.u8(6).u8(2).u8(0).u8(kSealedMemfd).u8(6);
+  wrap.u8(kAdopt).u8(2).u8(1).u8(3).u8(0).u8(2).u8(0).u8(2).u8(0).u8(kSealedMemfd).u8(6);
+  wrap.u8(3).u8(2).u8(0).u8(kShrinkSealed).u8(6);
+  wrap.u8(kGrant).u8(2).u16(9).u32(0xfffffffdu).u8(0).u8(kDom0Copy).u8(2).u16(9).u8(0).u8(63);
+  wrap.u8(kGrant).u8(2).u16(11).u32(17).u8(0).u8(kDom0Copy).u8(2).u16(11).u8(0).u8(63).u8(kCheck);
+  save("hvsock", "adopt-overflowing-regions", wrap.data());
+  FuzzWriter unsealed;  // adopt unsealed RAM, truncate it; adopt tables; a pipe as RAM; a huge grant table
+  unsealed.u8(kAdopt).u8(0).u8(2).u8(3).u8(0).u8(1).u8(0).u8(3).u8(0).u8(kUnsealedMemfd).u8(6);
+  unsealed.u8(kTruncate).u8(0).u8(0).u8(kCheck);
+  unsealed.u8(kAdopt).u8(1).u8(2).u8(3).u8(2 /* active table */).u8(1).u8(0).u8(2).u8(0).u8(kSealedMemfd).u8(6);
+  unsealed.u8(kAdopt).u8(2).u8(2).u8(3).u8(0).u8(1).u8(0).u8(1).u8(0).u8(kPipe);
+  unsealed.u8(kHello).u8(3).u8(3).u8(1).u8(3).u8(6).u8(kHello).u8(3).u8(3).u8(1).u8(3).u8(4);
+  unsealed.u8(kGrant).u8(3).u16(32767).u32(1).u8(0).u8(kDom0Copy).u8(3).u16(32767).u8(0).u8(0).u8(kCheck);
+  save("hvsock", "adopt-unsealed-tables-pipe-big-table", unsealed.data());
+  FuzzWriter raw;  // malformed requests with fds before and after hello
+  raw.u8(kRaw).u8(0).u8(1).u8(3).u8(0).u8(0).u8(0).u8(2).u8(kOwnSocket).u8(kEventfd);
+  raw.u8(kRaw).u8(0).u8(0x82).u32(0xdeadbeef).u8(0).u8(1).u8(kDevNull);
+  raw.u8(kHello).u8(0).u8(0).u8(1).u8(3).u8(3);
+  raw.u8(kRaw).u8(0).u8(2).u8(4).u8(0xff).u8(0xff).u8(0xff).u8(0x7f).u8(1).u8(kSealedMemfd).u8(3);
+  raw.u8(kRaw).u8(0).u8(14).u8(2).u8(1).u8(0).u8(0).u8(kRaw).u8(0).u8(13).u8(2).u8(3).u8(0).u8(0);
+  raw.u8(kRaw).u8(0).u8(0).u32(999).u8(0).u8(0).u8(kCheck);
+  save("hvsock", "malformed-with-fds", raw.data());
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -240,5 +285,6 @@ int main(int argc, char** argv) {
   tx_violation_seeds(good);
   ctrl_seeds();
   store_seeds();
+  hvsock_seeds();
   return 0;
 }

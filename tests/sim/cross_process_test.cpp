@@ -68,6 +68,7 @@ bool await_gone(Store& s, const std::string& path, int timeout_ms = 5000) {
 
 struct CrossProcess : ::testing::Test {
   std::string path = socket_path();
+  std::string priv = privileged_socket_path(path);  // dom0's (the toolstack's) socket
   std::unique_ptr<SimHypervisor> hv = SimHypervisor::create().value();
   std::unique_ptr<SimServer> server = SimServer::listen(path, *hv).value();
   void SetUp() override { ASSERT_TRUE(server->run_in_thread()); }
@@ -83,7 +84,7 @@ struct CrossProcess : ::testing::Test {
 };
 
 TEST_F(CrossProcess, StoreEventsAndGrantsBetweenAGuestProcessAndDom0ThenTheGuestIsKilled) {
-  auto dom0 = SimClient::connect(path, kDom0, SimClientOptions::attach()).value();
+  auto dom0 = SimClient::connect(priv, kDom0, SimClientOptions::attach()).value();
   const std::string fe = "/local/domain/5/device/vif/0";
   const std::string be = "/local/domain/0/backend/vif/5/0";
   ASSERT_TRUE(dom0->store().watch(fe, "fe"));
@@ -198,7 +199,7 @@ TEST_F(CrossProcess, ServerDrivenFromTheOwnersLoopThroughFdAndHandle) {
 }
 
 TEST_F(CrossProcess, AttachToAMissingDomainOrCreateAnExistingOneFails) {
-  auto a = SimClient::connect(path, DomId{42}, SimClientOptions::attach());
+  auto a = SimClient::connect(priv, DomId{42}, SimClientOptions::attach());
   ASSERT_FALSE(a);
   EXPECT_EQ(a.error().code, ESRCH);
   auto g = SimClient::connect(path, DomId{4}, SimClientOptions::create(4 * kPageSize, 16)).value();
@@ -232,7 +233,7 @@ TEST_F(CrossProcess, MalformedRequestsGetErrorRepliesNotACrash) {
   UniqueFd s(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
   sockaddr_un a{};
   a.sun_family = AF_UNIX;
-  std::strcpy(a.sun_path, path.c_str());
+  std::strcpy(a.sun_path, priv.c_str());  // as dom0: the requests after hello are served
   ASSERT_EQ(::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
   auto expect_error = [&](const WireWriter& w, int code) {
     ASSERT_TRUE(wire_send(s.get(), w));
@@ -256,7 +257,7 @@ TEST_F(CrossProcess, MalformedRequestsGetErrorRepliesNotACrash) {
   expect_error(short_hello, EPROTO);
   WireWriter adopt_no_fds;
   adopt_no_fds.u32(kWireMagic).u32(static_cast<uint32_t>(WireOp::hello)).u16(9).u8(2).u64(0).u32(0);
-  adopt_no_fds.u16(9).u32(16).u32(1).u64(0).u64(1).u64(0);
+  adopt_no_fds.u16(9).u32(16).u8(0).u32(1).u64(0).u64(1).u64(0);
   expect_error(adopt_no_fds, EPROTO);
   WireWriter bad_mode;
   bad_mode.u32(kWireMagic).u32(static_cast<uint32_t>(WireOp::hello)).u16(0).u8(77).u64(0).u32(0);
@@ -289,12 +290,12 @@ TEST_F(CrossProcess, MalformedRequestsGetErrorRepliesNotACrash) {
   ASSERT_TRUE(r);
   EXPECT_EQ(r->u32(), kWireMagic);
   EXPECT_EQ(r->i32(), 0);
-  EXPECT_TRUE(SimClient::connect(path, kDom0, SimClientOptions::attach()));
+  EXPECT_TRUE(SimClient::connect(priv, kDom0, SimClientOptions::attach()));
 }
 
 TEST_F(CrossProcess, WatchEventsAcrossTheSocketAndManyOfThem) {
-  auto a = SimClient::connect(path, kDom0, SimClientOptions::attach()).value();
-  auto b = SimClient::connect(path, kDom0, SimClientOptions::attach()).value();
+  auto a = SimClient::connect(priv, kDom0, SimClientOptions::attach()).value();
+  auto b = SimClient::connect(priv, kDom0, SimClientOptions::attach()).value();
   ASSERT_TRUE(a->store().watch("/data", "t"));
   auto first = a->store().wait_watches(1000);
   ASSERT_EQ(first.size(), 1u);  // fired at registration
@@ -324,7 +325,7 @@ namespace {
 
 // What a control-path request costs (one socket round trip to the server thread), next to a data-path notify.
 TEST_F(CrossProcess, ControlRoundTripVersusNotifyCost) {
-  auto a = SimClient::connect(path, kDom0, SimClientOptions::attach()).value();
+  auto a = SimClient::connect(priv, kDom0, SimClientOptions::attach()).value();
   auto g = SimClient::connect(path, DomId{6}, SimClientOptions::create(4 * kPageSize, 16)).value();
   ASSERT_TRUE(a->store().write("/bench", "v"));
   constexpr int kReads = 2000, kNotifies = 100000;

@@ -55,7 +55,7 @@ TEST(DeadBackend, SigkilledDom0ClientHasItsPinsReleasedAndItsBackendStateClosed)
   ASSERT_EQ(::pipe(ready), 0);
   const pid_t child = ::fork();
   if (child == 0) {
-    auto d0 = SimClient::connect(path, kDom0, SimClientOptions::attach());
+    auto d0 = SimClient::connect(privileged_socket_path(path), kDom0, SimClientOptions::attach());
     if (!d0) ::_exit(10);
     Platform& p = **d0;
     if (!p.store().switch_state(be, XenbusState::Connected)) ::_exit(11);
@@ -128,7 +128,7 @@ TEST(DeadBackend, SigkilledDom0ClientHasItsPinsReleasedAndItsBackendStateClosed)
 
   // A new dom0 backend can attach and map the guest's grants again.
   const GrantRef again = g->grant_table().grant_access(kDom0, Pfn{5}, true).value();
-  auto d0 = SimClient::connect(path, kDom0, SimClientOptions::attach()).value();
+  auto d0 = SimClient::connect(privileged_socket_path(path), kDom0, SimClientOptions::attach()).value();
   MapOp op;
   op.dom = guest;
   op.ref = again;
