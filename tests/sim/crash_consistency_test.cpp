@@ -175,7 +175,7 @@ class CrashConsistency : public ::testing::Test {
     const pid_t pid = ::fork();
     if (pid == 0) {
       ::close(rec[0]);
-      auto d0 = SimClient::connect(path_, kDom0, SimClientOptions::attach());
+      auto d0 = SimClient::connect(privileged_socket_path(path_), kDom0, SimClientOptions::attach());
       if (!d0) ::_exit(10);
       std::vector<MapOp> held;
       std::unique_ptr<LazyWindow> win;
