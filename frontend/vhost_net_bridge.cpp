@@ -242,11 +242,17 @@ Result<void> VhostNetBridge::handle(Message& m, bool* replied) {
         if (m.fds.empty()) return make_error(EPROTO, "no fd with the message");
         fd = std::move(m.fds[0]);
       }
+      // Kick and call fds are read and written from the poll loop: an eventfd, non-blocking, or nothing.
+      if (fd && m.hdr.request != kSetVringErr) {
+        const std::string what = std::string(m.hdr.request == kSetVringKick ? "kick" : "call") + " fd of queue " +
+                                 std::to_string(q);
+        if (auto ok = check_eventfd(fd.get(), what); !ok) return ok;
+        (void)::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) | O_NONBLOCK);
+      }
       if (m.hdr.request == kSetVringCall) {
         vq_[q].set_call_fd(std::move(fd));
       } else if (m.hdr.request == kSetVringKick) {
         if (!fd) return make_error(EPROTO, "polling mode (no kick fd) is not supported");
-        (void)::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) | O_NONBLOCK);
         vq_[q].set_kick_fd(std::move(fd));
         setup_[q].kick_set = true;
         try_start(q);  // vhost-user: the kick fd starts the ring
@@ -304,8 +310,11 @@ Result<void> VhostNetBridge::make_domain() {
     end_pfn = std::max(end_pfn, end);
   }
   // The driver's own pages: a region of pvnet's above the guest's RAM (the guest never sees it).
-  UniqueFd drv{::memfd_create(("pvnet-d" + std::to_string(cfg_.domid.value) + "-driver").c_str(), MFD_CLOEXEC)};
-  if (!drv || ::ftruncate(drv.get(), static_cast<off_t>(cfg_.driver_pages * kPageSize)) != 0)
+  // Sealed like every memfd pvnet makes: nobody holding it can shrink it under dom0's mappings.
+  UniqueFd drv{::memfd_create(("pvnet-d" + std::to_string(cfg_.domid.value) + "-driver").c_str(),
+                              MFD_CLOEXEC | MFD_ALLOW_SEALING)};
+  if (!drv || ::ftruncate(drv.get(), static_cast<off_t>(cfg_.driver_pages * kPageSize)) != 0 ||
+      ::fcntl(drv.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
     return make_error(errno, std::string("driver region: ") + std::strerror(errno));
   driver_first_ = Pfn{(end_pfn + kDriverRegionAlign - 1) / kDriverRegionAlign * kDriverRegionAlign};
   shm->regions.push_back(MemRegion{std::move(drv), driver_first_, cfg_.driver_pages, 0});
