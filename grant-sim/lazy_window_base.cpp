@@ -210,11 +210,6 @@ bool LazyWindowBase::on_fault(uintptr_t addr, int sig, Access access) {
       c.map_ops.fetch_add(1, std::memory_order_relaxed);
       FrameLoc loc;
       result = s.dom ? pin_grant(*s.dom, self_, s.ref, s.readonly, &loc) : GntSt::bad_domain;
-      if (result == GntSt::okay && !backing_covers(loc)) {
-        // The frame lies past the end of the domain's memfd (it shrank): mapping it would give SIGBUS.
-        unpin_grant(*s.dom, s.ref, s.readonly);
-        result = GntSt::bad_page;
-      }
       if (result == GntSt::okay) {
         if (install(slot, s, loc)) {
           s.installed = loc;
@@ -223,7 +218,8 @@ bool LazyWindowBase::on_fault(uintptr_t addr, int sig, Access access) {
           return true;
         }
         unpin_grant(*s.dom, s.ref, s.readonly);
-        result = GntSt::no_device_space;
+        // The kernel refused, or (uffd) the frame lies past the end of a memfd that shrank.
+        result = backing_covers(loc) ? GntSt::no_device_space : GntSt::bad_page;
       }
       c.failed_ops.fetch_add(1, std::memory_order_relaxed);
     }
