@@ -242,11 +242,17 @@ Result<void> VhostNetBridge::handle(Message& m, bool* replied) {
         if (m.fds.empty()) return make_error(EPROTO, "no fd with the message");
         fd = std::move(m.fds[0]);
       }
+      // Kick and call fds are read and written from the poll loop: an eventfd, non-blocking, or nothing.
+      if (fd && m.hdr.request != kSetVringErr) {
+        const std::string what = std::string(m.hdr.request == kSetVringKick ? "kick" : "call") + " fd of queue " +
+                                 std::to_string(q);
+        if (auto ok = check_eventfd(fd.get(), what); !ok) return ok;
+        (void)::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) | O_NONBLOCK);
+      }
       if (m.hdr.request == kSetVringCall) {
         vq_[q].set_call_fd(std::move(fd));
       } else if (m.hdr.request == kSetVringKick) {
         if (!fd) return make_error(EPROTO, "polling mode (no kick fd) is not supported");
-        (void)::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) | O_NONBLOCK);
         vq_[q].set_kick_fd(std::move(fd));
         setup_[q].kick_set = true;
         try_start(q);  // vhost-user: the kick fd starts the ring

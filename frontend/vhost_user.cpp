@@ -1,8 +1,10 @@
 // vhost-user framing and the guest memory table (see vhost_user.hpp).
 #include "frontend/vhost_user.hpp"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -119,6 +121,61 @@ Result<void> Channel::send(uint32_t request, uint32_t flags, std::span<const std
   return {};
 }
 
+namespace {
+
+// What the kernel says an fd is: "anon_inode:[eventfd]", "pipe:[123]", "/tmp/x", ... (empty if /proc is missing).
+std::string fd_kind(int fd) {
+  char buf[256];
+  const std::string link = "/proc/self/fd/" + std::to_string(fd);
+  const ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+// The value of `key` in /proc/self/fdinfo/<fd> ("" if the kernel does not show it).
+std::string fdinfo_field(int fd, const std::string& key) {
+  const std::string path = "/proc/self/fdinfo/" + std::to_string(fd);
+  UniqueFd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (!f) return {};
+  char buf[1024];
+  const ssize_t n = ::read(f.get(), buf, sizeof buf - 1);
+  if (n <= 0) return {};
+  const std::string info(buf, static_cast<size_t>(n));
+  const size_t at = info.find(key + ":");
+  if (at == std::string::npos) return {};
+  const size_t v = info.find_first_not_of(" \t", at + key.size() + 1);
+  const size_t end = info.find('\n', at);
+  return v == std::string::npos || v >= end ? std::string() : info.substr(v, end - v);
+}
+
+Result<void> check_ram_fd(int fd, size_t region, uint64_t end) {
+  const std::string which = "SET_MEM_TABLE: region " + std::to_string(region);
+  const int seals = ::fcntl(fd, F_GET_SEALS);
+  if (seals < 0 || (seals & kRequiredRamSeals) != kRequiredRamSeals) {
+    const std::string what = seals < 0 ? " is not a sealable memfd (" + fd_kind(fd) + ")"
+                                       : " is a memfd without F_SEAL_SHRINK|F_SEAL_GROW";
+    return make_error(EPERM, which + what +
+                                 ": the front-end could shrink it under dom0's mappings. Give QEMU a sealed memfd: "
+                                 "-object memory-backend-memfd,share=on,seal=on (libvirt: <source type='memfd'/>)");
+  }
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return make_error(errno, which + ": fstat: " + std::strerror(errno));
+  if (static_cast<uint64_t>(st.st_size) < end)
+    return make_error(EPROTO, which + " lies past the end of its memfd (" + std::to_string(st.st_size) + " < " +
+                                  std::to_string(end) + " bytes)");
+  return {};
+}
+
+}  // namespace
+
+Result<void> check_eventfd(int fd, const std::string& what) {
+  const std::string kind = fd_kind(fd);
+  if (kind.empty()) return make_error(EPROTO, what + ": cannot tell what the fd is (no /proc/self/fd)");
+  if (kind != "anon_inode:[eventfd]") return make_error(EPROTO, what + " is not an eventfd (" + kind + ")");
+  if (fdinfo_field(fd, "eventfd-semaphore") == "1")
+    return make_error(EPROTO, what + " is a semaphore-mode eventfd (EFD_SEMAPHORE): one kick per read");
+  return {};
+}
+
 GuestMemoryTable::~GuestMemoryTable() { unmap(); }
 
 GuestMemoryTable& GuestMemoryTable::operator=(GuestMemoryTable&& o) noexcept {
@@ -157,6 +214,7 @@ Result<GuestMemoryTable> GuestMemoryTable::create(std::span<const MemRegionDesc>
     r.uaddr = d.userspace_addr;
     r.mmap_offset = d.mmap_offset;
     r.fd = std::move(fds[i]);
+    if (auto ok = check_ram_fd(r.fd.get(), i, d.mmap_offset + d.memory_size); !ok) return ok.error();
     const uint64_t start = d.mmap_offset & ~(page - 1);
     r.map_len = static_cast<size_t>(d.mmap_offset - start + d.memory_size);
     void* p = ::mmap(nullptr, r.map_len, PROT_READ | PROT_WRITE, MAP_SHARED, r.fd.get(), static_cast<off_t>(start));

@@ -7,6 +7,8 @@
 // The guest's RAM arrives in SET_MEM_TABLE as memfd regions; GuestMemoryTable maps them and translates guest
 // physical addresses (descriptors) and QEMU's virtual addresses (vring addresses) with bounds checks.
 #pragma once
+#include <fcntl.h>
+
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -148,6 +150,16 @@ class Channel {
   std::vector<UniqueFd> in_fds_;
 };
 
+// A kick or call fd from SET_VRING_KICK / SET_VRING_CALL must be an eventfd in counter mode: any other kind would
+// make the device spin (a regular file or a hung-up pipe polls readable for ever, a semaphore eventfd gives one
+// kick per read of an arbitrarily large count) or block (a full pipe). `what` names the fd in the reason.
+Result<void> check_eventfd(int fd, const std::string& what);
+
+// The seals a front-end's RAM fd must carry: without F_SEAL_SHRINK it could truncate the memfd under dom0's
+// mappings and turn a read into SIGBUS; F_SEAL_GROW keeps the domain's memory what it was adopted as (both are
+// what QEMU's memory-backend-memfd sets with its default seal=on).
+inline constexpr int kRequiredRamSeals = F_SEAL_SHRINK | F_SEAL_GROW;
+
 // The guest's RAM as the front-end described it in SET_MEM_TABLE.
 class GuestMemoryTable {
  public:
@@ -165,7 +177,8 @@ class GuestMemoryTable {
   GuestMemoryTable(GuestMemoryTable&& o) noexcept { *this = std::move(o); }
   GuestMemoryTable& operator=(GuestMemoryTable&& o) noexcept;
 
-  // Maps every region (MAP_SHARED). Fails (nothing kept) on a bad region: zero size, overlap, wrap, mmap error.
+  // Maps every region (MAP_SHARED). Fails (nothing kept) on a bad region: zero size, overlap, wrap, an fd that is
+  // not a memfd sealed with kRequiredRamSeals, a region past the end of its fd, mmap error.
   static Result<GuestMemoryTable> create(std::span<const MemRegionDesc> descs, std::vector<UniqueFd> fds);
 
   // [gpa, gpa + len) as host bytes if it lies inside ONE region, else nullptr. len 0 is refused.

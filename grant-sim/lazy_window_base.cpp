@@ -3,6 +3,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -193,6 +194,12 @@ bool LazyWindowBase::on_fault(uintptr_t addr, int sig, Access access) {
       // succeed (a write to a readonly grant, an instruction fetch): that is a real violation, not ours.
       if (access == Access::exec) return false;
       if (st == kMapped && s.readonly && access != Access::read && sig == SIGSEGV) return false;
+      // A SIGBUS on a mapped slot whose page the kernel cannot bring back: the granting domain's memory under
+      // it is gone (its memfd shrank). Retrying would fault for ever: a zero page and a status instead.
+      if (st == kMapped && sig == SIGBUS && !page_present(slot, s)) {
+        if (!s.state.compare_exchange_strong(st, kFaulting, std::memory_order_acq_rel)) continue;
+        return lose_backing(slot, s);
+      }
       return true;
     }
     if (!s.state.compare_exchange_weak(st, kFaulting, std::memory_order_acq_rel)) continue;
@@ -205,12 +212,14 @@ bool LazyWindowBase::on_fault(uintptr_t addr, int sig, Access access) {
       result = s.dom ? pin_grant(*s.dom, self_, s.ref, s.readonly, &loc) : GntSt::bad_domain;
       if (result == GntSt::okay) {
         if (install(slot, s, loc)) {
+          s.installed = loc;
           c.pages_mapped.fetch_add(1, std::memory_order_relaxed);
           s.state.store(kMapped, std::memory_order_release);
           return true;
         }
         unpin_grant(*s.dom, s.ref, s.readonly);
-        result = GntSt::no_device_space;
+        // The kernel refused, or (uffd) the frame lies past the end of a memfd that shrank.
+        result = backing_covers(loc) ? GntSt::no_device_space : GntSt::bad_page;
       }
       c.failed_ops.fetch_add(1, std::memory_order_relaxed);
     }
@@ -223,6 +232,40 @@ bool LazyWindowBase::on_fault(uintptr_t addr, int sig, Access access) {
     s.state.store(kScratch, std::memory_order_release);
     return true;
   }
+}
+
+bool LazyWindowBase::backing_covers(const FrameLoc& loc) {
+  struct stat st {};
+  if (::syscall(SYS_fstat, loc.fd, &st) != 0) return false;
+  return static_cast<uint64_t>(st.st_size) >= loc.fd_offset + kPageSize;
+}
+
+bool LazyWindowBase::page_present(size_t slot, const Slot& s) const {
+  // Ask the kernel to fault the page in without a signal: 0 if it is there (another thread's install raced
+  // with our access: retry), EFAULT if the access can only fault again. Kernels before 5.14 lack
+  // MADV_POPULATE_READ (EINVAL): look at the memfd's size instead.
+  if (::syscall(SYS_madvise, slot_addr(slot), kPageSize, MADV_POPULATE_READ) == 0) return true;
+  if (errno == EINVAL) return backing_covers(s.installed);
+  return false;
+}
+
+bool LazyWindowBase::lose_backing(size_t slot, Slot& s) {
+  // Called with the slot kFaulting. The mapping goes (a private zero page takes its place), the pin with it,
+  // and the slot reports bad_page as if the grant had failed validation: the reader completes its access and
+  // drops the packet when it checks status().
+  auto& c = *counters_;
+  c.faults.fetch_add(1, std::memory_order_relaxed);
+  c.fault_errors.fetch_add(1, std::memory_order_relaxed);
+  s.status.store(static_cast<int16_t>(GntSt::bad_page), std::memory_order_release);
+  if (!map_scratch(slot)) {
+    s.state.store(kMapped, std::memory_order_release);
+    return false;  // cannot even map a zero page: let the previous handler report it
+  }
+  unpin_grant(*s.dom, s.ref, s.readonly);
+  c.pages_unmapped.fetch_add(1, std::memory_order_relaxed);
+  s.installed = FrameLoc{};
+  s.state.store(kScratch, std::memory_order_release);
+  return true;
 }
 
 void LazyWindowBase::release(std::span<const size_t> slots) { release_locked(slots); }
@@ -264,6 +307,7 @@ void LazyWindowBase::release_locked(std::span<const size_t> slots) {
     s.keep.reset();
     s.dom = nullptr;
     s.prebuilt = FrameLoc{};
+    s.installed = FrameLoc{};
   }
   auto& c = *counters_;
   c.hypercalls.fetch_add(1, std::memory_order_relaxed);

@@ -55,7 +55,7 @@ class LazyWindowBase : public LazyWindow, public FaultRange {
     kAssigned,  // assigned, never touched
     kFaulting,  // a thread is resolving the first touch
     kMapped,    // the grant is mapped and pinned
-    kScratch,   // validation failed: a private zero page stands in
+    kScratch,   // validation failed, or the backing went away: a private zero page stands in
   };
   struct Slot {
     std::atomic<uint32_t> state{kFree};
@@ -65,6 +65,7 @@ class LazyWindowBase : public LazyWindow, public FaultRange {
     GrantRef ref;
     bool readonly = true;
     FrameLoc prebuilt;  // uffd: the frame assign() pre-mapped (fd < 0: none)
+    FrameLoc installed;  // the frame the fault mapped (kMapped)
   };
 
   std::byte* slot_addr(size_t slot) const { return base_ + slot * kPageSize; }
@@ -76,6 +77,8 @@ class LazyWindowBase : public LazyWindow, public FaultRange {
   // Raw-syscall helpers (no libc interposition, no errno games) for use in handlers.
   static bool map_fixed(void* at, int prot, int flags, int fd, uint64_t off);
   bool map_scratch(size_t slot);
+  // Whether the memfd behind `loc` still holds its page (a guest can truncate an unsealed memfd).
+  static bool backing_covers(const FrameLoc& loc);
   bool reserve_range(std::byte* at, size_t len);
 
   size_t nr_slots_;
@@ -88,6 +91,8 @@ class LazyWindowBase : public LazyWindow, public FaultRange {
 
  private:
   void release_locked(std::span<const size_t> slots);
+  bool page_present(size_t slot, const Slot& s) const;
+  bool lose_backing(size_t slot, Slot& s);
 };
 
 }  // namespace pvnet::sim

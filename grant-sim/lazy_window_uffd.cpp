@@ -7,6 +7,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 #include "grant-sim/lazy_window_base.hpp"
 
 namespace pvnet::sim {
@@ -57,8 +59,13 @@ class UffdLazyWindow final : public LazyWindowBase {
     std::byte* at = slot_addr(slot);
     if (s.prebuilt.fd == loc.fd && s.prebuilt.fd_offset == loc.fd_offset) {
       // CONTINUE maps what is in the page cache: make sure the page exists (a never-touched shmem page is a
-      // hole) by reading it through the hypervisor's own mapping.
-      (void)*reinterpret_cast<volatile const char*>(loc.direct);
+      // hole) by faulting it in through the hypervisor's own mapping. MADV_POPULATE_READ says EFAULT where a
+      // read would raise SIGBUS inside this handler (the memfd shrank since the fault's size check); kernels
+      // before 5.14 lack it (EINVAL) and get the read.
+      if (::syscall(SYS_madvise, loc.direct, kPageSize, MADV_POPULATE_READ) != 0) {
+        if (errno != EINVAL) return false;
+        (void)*reinterpret_cast<volatile const char*>(loc.direct);
+      }
       uffdio_continue cont{};
       cont.range = uffdio_range{reinterpret_cast<uint64_t>(at), kPageSize};
       if (::syscall(SYS_ioctl, uffd_.get(), UFFDIO_CONTINUE, &cont) == 0) return true;

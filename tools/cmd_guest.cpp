@@ -201,7 +201,7 @@ Result<void> GuestRun::start_qemu() {
   std::vector<std::string> a = {"qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", mem, "-smp", "1",
                                 "-nodefaults", "-no-reboot", "-display", "none", "-monitor", "none",
                                 "-serial", "file:" + o_.serial,
-                                "-object", "memory-backend-memfd,id=mem,size=" + mem + ",share=on",
+                                "-object", "memory-backend-memfd,id=mem,size=" + mem + ",share=on,seal=on",
                                 "-numa", "node,memdev=mem",
                                 "-kernel", cache_ + "/vmlinuz", "-initrd", cache_ + "/initrd.img",
                                 "-append", cmdline_};

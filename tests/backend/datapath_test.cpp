@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "backend/null_sink.hpp"
@@ -181,6 +183,63 @@ TEST(BackendDatapath, BackPressureHoldsTheSourceUntilBuffersArrive) {
   EXPECT_EQ(count_status(rs, netif::rsp::okay), rs.size());
   EXPECT_EQ(h.be->counters(va).packets_out, 12u);
   EXPECT_EQ(h.be->counters(va).dropped_total(), 0u);
+}
+
+// A guest whose RAM is an unsealed memfd (adopted through the lower-level API: the vhost-user device refuses such
+// memory at SET_MEM_TABLE) cuts it under a frame's payload page after pushing the frame. The pcap sink reads the
+// payload through the lazy window: the frame must be dropped and counted (bad_payload_grant), dom0 must go on and
+// so must the other guest. Before, the read retried the fault for ever (100% CPU, SIGTERM never read).
+TEST(BackendDatapath, PcapSinkDropsAFrameWhosePayloadTheGuestCutAway) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  auto scenario = [] {
+    ::alarm(20);  // a livelock ends the child here
+    const std::string path = "/tmp/pvnet-h-vhost-cut-" + std::to_string(getpid());
+    Host h;
+    constexpr uint64_t kPages = 4096;
+    UniqueFd ram{::memfd_create("unsealed-guest-ram", MFD_CLOEXEC)};
+    if (!ram || ::ftruncate(ram.get(), kPages * kPageSize) != 0) ::_exit(2);
+    auto shm = create_domain_shm(DomId{1}, 0, 2048);
+    if (!shm) ::_exit(3);
+    shm->regions.push_back(MemRegion{UniqueFd{::fcntl(ram.get(), F_DUPFD_CLOEXEC, 0)}, Pfn{0}, kPages, 0});
+    auto adopted = h.hv->adopt_domain(std::move(*shm));
+    if (!adopted) ::_exit(4);
+    ScriptedFrontend a(std::move(adopted).value(), DomId{1});
+    ScriptedFrontend b(*h.hv, DomId{2});
+    std::shared_ptr<PcapSink> sink_a = PcapSink::create(path + "-a.pcap").value();
+    std::shared_ptr<PcapSink> sink_b = PcapSink::create(path + "-b.pcap").value();
+    VifId va = h.attach(a, VifOptions{.sink = sink_a});
+    const VifId vb = h.attach(b, VifOptions{.sink = sink_b});
+    const Pfn cut = a.alloc_page();  // every page from here on lies past the cut
+    auto reqs = a.build(make_frame(1514), true, 42);
+    EXPECT_EQ(::ftruncate(ram.get(), static_cast<off_t>(cut.value * kPageSize)), 0);
+    const GrantCounters before = h.grants();
+    a.push_raw(reqs);
+    h.be->poll_until_idle();
+    auto rs = a.tx_responses();
+    EXPECT_EQ(rs.size(), 2u);  // header slot + payload page, both answered ERROR
+    EXPECT_EQ(count_status(rs, netif::rsp::error), rs.size());
+    EXPECT_EQ(h.be->counters(va).dropped["bad_payload_grant"], 1u);
+    EXPECT_EQ(h.be->counters(va).packets_out, 0u);
+    const GrantCounters d = h.grants() - before;
+    EXPECT_EQ(d.fault_errors, 1u);
+    EXPECT_EQ(d.pages_mapped, d.pages_unmapped);  // nothing left mapped on the lost page
+    // dom0 and the other guest go on.
+    const auto frame = make_frame(1514);
+    b.send(frame, 42);
+    h.be->poll_until_idle();
+    EXPECT_EQ(count_status(b.tx_responses(), netif::rsp::okay), 2u);
+    EXPECT_EQ(h.be->counters(vb).packets_out, 1u);
+    EXPECT_TRUE(sink_b->close().ok());
+    auto frames = PcapReader::read_all(path + "-b.pcap").value();
+    EXPECT_EQ(frames.size(), 1u);
+    if (!frames.empty()) {
+      EXPECT_EQ(frames[0].data, frame);
+    }
+    ::unlink((path + "-a.pcap").c_str());
+    ::unlink((path + "-b.pcap").c_str());
+    ::_exit(::testing::Test::HasFailure() ? 1 : 0);
+  };
+  EXPECT_EXIT(scenario(), ::testing::ExitedWithCode(0), "");
 }
 
 TEST(BackendDatapath, OverMtuFrameIsDroppedWithAnErrorAndCounted) {

@@ -61,7 +61,10 @@ inline std::vector<std::byte> make_frame(size_t len, uint8_t proto = 17, uint8_t
 class ScriptedFrontend {
  public:
   ScriptedFrontend(SimHypervisor& hv, DomId dom, uint32_t handle = 0)
-      : platform_(hv.create_domain(dom, 4096ull * kPageSize, 2048).value()), dom_(dom), handle_(handle) {
+      : ScriptedFrontend(hv.create_domain(dom, 4096ull * kPageSize, 2048).value(), dom, handle) {}
+  // A domain built by the test (e.g. adopted over memory of its own making).
+  ScriptedFrontend(std::unique_ptr<Platform> platform, DomId dom, uint32_t handle = 0)
+      : platform_(std::move(platform)), dom_(dom), handle_(handle) {
     dir_ = "/local/domain/" + std::to_string(dom.value) + "/device/vif/" + std::to_string(handle);
   }
   Platform& platform() { return *platform_; }

@@ -3,6 +3,7 @@
 // that RAM: TX chains (virtio-net header + frame, optionally scattered) and RX buffers at odd offsets.
 // Single-threaded: every request that needs an answer pumps the device (a callback) until the reply is there.
 #pragma once
+#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -37,9 +38,14 @@ class FakeQemu {
   static constexpr uint64_t kHoleStart = 0xa0000, kHoleEnd = 0xc0000;
   static constexpr uint64_t kUaddrBase = 0x7f0000000000ull;  // "QEMU's" virtual address of gpa 0
 
-  explicit FakeQemu(std::function<void()> pump) : pump_(std::move(pump)) {
-    ram_fd_.reset(::memfd_create("fake-qemu-ram", MFD_CLOEXEC));
+  // sealed: as QEMU's memory-backend-memfd with its default seal=on (F_SEAL_GROW|F_SEAL_SHRINK|F_SEAL_SEAL);
+  // false: a front-end that keeps the right to truncate its RAM.
+  explicit FakeQemu(std::function<void()> pump, bool sealed = true) : pump_(std::move(pump)) {
+    ram_fd_.reset(::memfd_create("fake-qemu-ram", MFD_CLOEXEC | (sealed ? MFD_ALLOW_SEALING : 0)));
     EXPECT_EQ(::ftruncate(ram_fd_.get(), kRamBytes), 0);
+    if (sealed) {
+      EXPECT_EQ(::fcntl(ram_fd_.get(), F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL), 0);
+    }
     ram_ = static_cast<std::byte*>(::mmap(nullptr, kRamBytes, PROT_READ | PROT_WRITE, MAP_SHARED, ram_fd_.get(), 0));
     int sv[2];
     EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
@@ -51,6 +57,7 @@ class FakeQemu {
   ~FakeQemu() { ::munmap(ram_, kRamBytes); }
 
   UniqueFd take_device_end() { return std::move(device_end_); }
+  int ram_fd() const { return ram_fd_.get(); }
   std::byte* gpa(uint64_t a) { return ram_ + a; }
   GuestRing& ring(int q) { return rings_[q]; }
   void close_socket() { chan_.reset(); }
@@ -89,27 +96,32 @@ class FakeQemu {
 
   // What QEMU's vhost_net_start does once the guest driver set DRIVER_OK.
   void negotiate(uint64_t want_features) {
-    send(kGetFeatures, {});
-    const uint64_t offered = reply_u64(kGetFeatures);
-    features_ = offered & want_features;
-    send(kGetProtocolFeatures, {});
-    const uint64_t proto = reply_u64(kGetProtocolFeatures);
-    ASSERT_TRUE(proto & kProtoReplyAck);
-    send_val(kSetProtocolFeatures, uint64_t{kProtoReplyAck});
-    send(kSetOwner, {});
-    send_val(kSetFeatures, features_);
+    negotiate_features(want_features);
+    if (::testing::Test::HasFatalFailure()) return;
     set_mem_table();
     for (uint32_t q = 0; q < 2; ++q) setup_ring(q);
   }
-  void set_mem_table() {
+  void set_mem_table() { EXPECT_EQ(try_set_mem_table(), 0u); }
+  // The device's REPLY_ACK status (0 = accepted); ~0 if it hung up first. `extra` grows the last region.
+  uint64_t try_set_mem_table(uint64_t extra = 0) {
     MemoryDesc md{};
     md.nregions = 2;
     md.regions[0] = {0, kHoleStart, kUaddrBase, 0};
-    md.regions[1] = {kHoleEnd, kRamBytes - kHoleEnd, kUaddrBase + kHoleEnd, kHoleEnd};
+    md.regions[1] = {kHoleEnd, kRamBytes - kHoleEnd + extra, kUaddrBase + kHoleEnd, kHoleEnd};
     const int fds[2] = {ram_fd_.get(), ram_fd_.get()};
     send(kSetMemTable,
          std::span<const std::byte>(reinterpret_cast<const std::byte*>(&md), 8 + 32 * md.nregions), fds, true);
-    EXPECT_EQ(reply_u64(kSetMemTable), 0u);
+    return reply_u64(kSetMemTable);
+  }
+  // The messages before SET_MEM_TABLE in negotiate().
+  void negotiate_features(uint64_t want_features) {
+    send(kGetFeatures, {});
+    features_ = reply_u64(kGetFeatures) & want_features;
+    send(kGetProtocolFeatures, {});
+    ASSERT_TRUE(reply_u64(kGetProtocolFeatures) & kProtoReplyAck);
+    send_val(kSetProtocolFeatures, uint64_t{kProtoReplyAck});
+    send(kSetOwner, {});
+    send_val(kSetFeatures, features_);
   }
   void setup_ring(uint32_t q, uint64_t desc_uaddr_override = 0) {
     GuestRing& r = rings_[q];

@@ -2,9 +2,15 @@
 // a plain Netfront: guest (virtio-net, the test "QEMU") -> dom0 -> guest B and back, byte for byte, with dom0's
 // costs; and hostile drivers (loops, addresses outside RAM, oversized indirect tables, bad vring addresses, a
 // runaway avail index), which must cost the misbehaving guest its chain or its connection and nothing else.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <array>
 #include <deque>
+#include <functional>
 
 #include "backend/backend.hpp"
 #include "backend/vif_sink.hpp"
@@ -481,6 +487,129 @@ TEST_F(VhostUserTest, GarbageMessagesDisconnectWithoutCrashing) {
   q2->send(kSetMemTable, std::span<const std::byte>(reinterpret_cast<const std::byte*>(&md), 8));
   ASSERT_TRUE(pump_until([&] { return !bridge_->guest_connected(); }));
   EXPECT_GE(bridge_->counters().guest_disconnects, 2u);  // the first QEMU (replaced) and this one
+}
+
+// ---- A hostile front-end: its RAM and its fds ----------------------------------------------------------------
+
+// A front-end whose RAM memfd is not sealed could cut it under dom0's mappings after the device runs (with
+// --sink pcap dom0 died of SIGBUS under map/hdrcopy, and under slots retried the lazy fault for ever). The device
+// refuses such memory at SET_MEM_TABLE with a reason that names the fix, before anything is adopted; the guests
+// already connected keep their traffic.
+TEST_F(VhostUserTest, UnsealedGuestRamIsRefusedAtSetMemTable) {
+  // QEMU's memfd (seal=on, FakeQemu's default) cannot be cut at all.
+  EXPECT_NE(::ftruncate(qemu_->ram_fd(), kPageSize), 0);
+  EXPECT_EQ(errno, EPERM);
+  VhostNetConfig cfg;
+  cfg.domid = DomId{3};
+  cfg.make_platform = [this](DomainShm shm) { return hv_->adopt_domain(std::move(shm)); };
+  VhostNetBridge c(cfg);
+  FakeQemu q3([&] { c.poll(); pump_once(); }, /*sealed=*/false);
+  c.attach(q3.take_device_end());
+  q3.negotiate_features(VhostNetConfig::kDefaultFeatures);
+  EXPECT_EQ(q3.try_set_mem_table(), 1u);  // REPLY_ACK: refused
+  ASSERT_TRUE(pump_until([&] {
+    c.poll();
+    return !c.guest_connected();
+  }));
+  EXPECT_EQ(c.platform(), nullptr);  // nothing adopted
+  EXPECT_EQ(c.counters().guest_disconnects, 1u);
+  EXPECT_NE(c.error().find("F_SEAL_SHRINK"), std::string::npos) << c.error();
+  EXPECT_NE(c.error().find("memory-backend-memfd"), std::string::npos) << c.error();
+  auto fr = make_frame(1514);
+  guest_tx(fr);
+  ASSERT_TRUE(pump_until([&] { return got_b_.size() == 1; }));
+  EXPECT_EQ(got_b_[0].data, fr);
+}
+
+// A sealed memfd shorter than the region the front-end claims would fault past its end: refused, with the sizes.
+TEST_F(VhostUserTest, RegionPastTheEndOfItsMemfdIsRefused) {
+  VhostNetConfig cfg;
+  cfg.domid = DomId{3};
+  cfg.make_platform = [this](DomainShm shm) { return hv_->adopt_domain(std::move(shm)); };
+  VhostNetBridge c(cfg);
+  FakeQemu q3([&] { c.poll(); pump_once(); });
+  c.attach(q3.take_device_end());
+  q3.negotiate_features(VhostNetConfig::kDefaultFeatures);
+  EXPECT_EQ(q3.try_set_mem_table(1 << 20), 1u);
+  ASSERT_TRUE(pump_until([&] {
+    c.poll();
+    return !c.guest_connected();
+  }));
+  EXPECT_EQ(c.platform(), nullptr);
+  EXPECT_NE(c.error().find("past the end of its memfd"), std::string::npos) << c.error();
+}
+
+// A kick fd must be an eventfd in counter mode: a regular file or a hung-up pipe or socket polls readable for ever
+// (the device spun at 100% CPU), a semaphore eventfd gives one kick per read of a count the front-end chose. A call
+// fd that is not an eventfd could block the device (a full pipe) or fill a disk. Each is refused with a reason;
+// the other guest goes on.
+TEST_F(VhostUserTest, KickOrCallFdThatIsNotAnEventfdIsRefused) {
+  struct Case {
+    const char* name;
+    uint32_t request;
+    std::function<UniqueFd()> make;
+    const char* reason;
+  };
+  auto regular_file = [] {
+    char path[] = "/tmp/pvnet-kick-XXXXXX";
+    UniqueFd fd{::mkstemp(path)};
+    ::unlink(path);
+    const std::array<char, 64> junk{};
+    EXPECT_EQ(::write(fd.get(), junk.data(), junk.size()), 64);
+    EXPECT_EQ(::lseek(fd.get(), 0, SEEK_SET), 0);
+    return fd;
+  };
+  auto hung_up_pipe = [] {
+    int p[2];
+    EXPECT_EQ(::pipe2(p, O_CLOEXEC), 0);
+    ::close(p[1]);
+    return UniqueFd{p[0]};
+  };
+  auto full_pipe = [] {
+    int p[2];
+    EXPECT_EQ(::pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+    const std::array<char, 4096> junk{};
+    while (::write(p[1], junk.data(), junk.size()) > 0) {
+    }
+    ::close(p[0]);  // nobody reads
+    return UniqueFd{p[1]};
+  };
+  auto hung_up_socket = [] {
+    int sv[2];
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    ::close(sv[1]);
+    return UniqueFd{sv[0]};
+  };
+  auto semaphore = [] {
+    UniqueFd fd{::eventfd(0, EFD_CLOEXEC | EFD_SEMAPHORE)};
+    const uint64_t lots = 1ull << 40;
+    EXPECT_EQ(::write(fd.get(), &lots, 8), 8);
+    return fd;
+  };
+  const Case cases[] = {
+      {"kick: regular file", kSetVringKick, regular_file, "not an eventfd"},
+      {"kick: hung-up pipe", kSetVringKick, hung_up_pipe, "not an eventfd"},
+      {"kick: hung-up socket", kSetVringKick, hung_up_socket, "not an eventfd"},
+      {"kick: semaphore eventfd", kSetVringKick, semaphore, "semaphore"},
+      {"call: regular file", kSetVringCall, regular_file, "not an eventfd"},
+      {"call: full pipe", kSetVringCall, full_pipe, "not an eventfd"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    rebuild(BridgeSetup{});
+    if (HasFatalFailure()) return;
+    UniqueFd fd = c.make();
+    const int raw = fd.get();
+    qemu_->send_val(c.request, uint64_t{1}, std::span<const int>(&raw, 1));
+    ASSERT_TRUE(pump_until([&] { return !bridge_->guest_connected(); }, 4000));
+    EXPECT_NE(bridge_->error().find(c.reason), std::string::npos) << bridge_->error();
+    EXPECT_NE(bridge_->error().find(c.request == kSetVringKick ? "kick fd of queue 1" : "call fd of queue 1"),
+              std::string::npos)
+        << bridge_->error();
+    EXPECT_EQ(bridge_->counters().guest_disconnects, 1u);
+    EXPECT_TRUE(front_b_->connected());
+    EXPECT_FALSE(backend_->disabled(vif_b_));
+  }
 }
 
 TEST(VirtqueueTest, StartRefusesBadGeometry) {
