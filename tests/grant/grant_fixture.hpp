@@ -50,8 +50,12 @@ struct Guest {
     EXPECT_TRUE(shm.ok());
     auto v = SimDomainView::open(std::move(*shm));
     EXPECT_TRUE(v.ok());
+    return of(*v);
+  }
+  // A guest over a view opened elsewhere (memory the test assembled region by region).
+  static Guest of(std::shared_ptr<SimDomainView> v) {
     Guest g;
-    g.view = *v;
+    g.view = std::move(v);
     g.gt = make_sim_grant_table(g.view);
     g.mem = make_sim_guest_memory(g.view);
     return g;

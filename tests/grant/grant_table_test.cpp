@@ -93,10 +93,7 @@ TEST_F(GrantTest, DomainFromSeveralRegionsAtArbitraryBases) {
   shm->regions.push_back(MemRegion{memfd_pages(10), Pfn{0x100}, 8, 2 * kPageSize});
   auto v = SimDomainView::open(std::move(*shm));
   ASSERT_TRUE(v.ok()) << v.error().reason;
-  Guest g;
-  g.view = *v;
-  g.gt = make_sim_grant_table(g.view);
-  g.mem = make_sim_guest_memory(g.view);
+  Guest g = Guest::of(*v);
   dir.add(g.view);
   EXPECT_EQ(g.mem->nr_pages(), 12u);
   EXPECT_TRUE(g.mem->page(Pfn{4}).empty());

@@ -218,10 +218,7 @@ TEST_P(LazyTest, ShrunkBackingGivesAScratchPageAndAStatusNotALivelock) {
   shm->regions.push_back(MemRegion{dup_fd(ram), Pfn{0}, kPages, 0});
   auto v = SimDomainView::open(std::move(*shm));
   ASSERT_TRUE(v.ok()) << v.error().reason;
-  Guest c;
-  c.view = *v;
-  c.gt = make_sim_grant_table(c.view);
-  c.mem = make_sim_guest_memory(c.view);
+  Guest c = Guest::of(*v);
   dir.add(c.view);
   const GrantRef below = c.grant_page(kDom0, 1, true, 3);
   const GrantRef mapped_ro = c.grant_page(kDom0, 5, true, 5);
