@@ -1,8 +1,10 @@
 // pvnet frontend: a guest as its own process. Creates its domain on a `pvnet backend`'s hypervisor socket, waits
 // for the toolstack to write its device directory, runs netfront, and then either transmits a trace (--tx, through
 // the same TraceSender as the in-process replay) or writes what it receives (--rx). Control lines on stdout:
-// "connected slots=on|off tx-ring=N", "done"; on stdin (with --wait-go): "go", "close". --tap: the vif becomes a
-// network interface of this namespace (tools/tap_frontend.hpp) until SIGTERM/SIGINT; says "tap NAME up".
+// "connected slots=on|off tx-ring=N", "done" ("stopped" when SIGTERM/SIGINT ends --tx early: it sends no more,
+// waits briefly for the frames in flight, writes --json and closes the vif); on stdin (with --wait-go): "go",
+// "close". --tap: the vif becomes a network interface of this namespace (tools/tap_frontend.hpp) until
+// SIGTERM/SIGINT; says "tap NAME up".
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -45,6 +47,7 @@ constexpr auto kConnectRetry = std::chrono::seconds(5);   // the backend may sti
 constexpr auto kSetupTimeout = std::chrono::seconds(15);  // device directory + xenbus + slot registration
 constexpr auto kCloseTimeout = std::chrono::seconds(5);
 constexpr auto kLivenessEvery = Ms(250);
+constexpr auto kSignalCheckEvery = Ms(10);  // while busy (when idle, the signalfd is among the fds slept on)
 // --tap idle: only the liveness check needs a timeout (the tests pass with an hour); a wake a second, not 5: under
 // Xen each wake, and each liveness read of xenstore, costs the domU and dom0 CPU.
 constexpr int kTapIdleWaitMs = 1000;
@@ -126,6 +129,7 @@ class FrontendDaemon {
   // Polls the netfront once; when idle, sleeps on its fds (and stdin/signals) for up to wait_ms.
   size_t step(int wait_ms, bool watch_stdin = false);
   void check_backend();
+  void check_signals();
   // While netfront reconnects to a restarted backend: true until --reconnect-timeout expires (then the reason).
   bool await_reconnect();
   void close_netfront();
@@ -141,6 +145,7 @@ class FrontendDaemon {
   bool stop_requested_ = false;      // SIGTERM/SIGINT
   std::string backend_gone_;          // why we think the backend went away
   Clock::time_point next_liveness_ = Clock::now();
+  Clock::time_point next_signal_check_ = Clock::now();
   std::optional<PcapWriter> rx_out_;
   std::string rx_error_;
   uint64_t packets_out_ = 0, bytes_out_ = 0;
@@ -241,6 +246,13 @@ bool FrontendDaemon::await_reconnect() {
   return true;
 }
 
+void FrontendDaemon::check_signals() {
+  if (Clock::now() < next_signal_check_) return;
+  next_signal_check_ = Clock::now() + kSignalCheckEvery;
+  signalfd_siginfo si;
+  while (::read(sfd_.get(), &si, sizeof si) == sizeof si) stop_requested_ = true;
+}
+
 size_t FrontendDaemon::step(int wait_ms, bool watch_stdin) {
   size_t work = front_->poll() ? 1 : 0;
   if (reconnect_deadline_ && front_->connected()) {
@@ -248,7 +260,10 @@ size_t FrontendDaemon::step(int wait_ms, bool watch_stdin) {
     say("reconnected lost=" + std::to_string(front_->counters().tx_lost_backend_gone));
   }
   check_backend();
-  if (work || wait_ms <= 0) return work;
+  if (work || wait_ms <= 0) {
+    check_signals();  // a sender that is never idle must still hear SIGTERM
+    return work;
+  }
   pollfd p[5] = {{front_->event_fd(), POLLIN, 0},
                  {front_->store_fd(), POLLIN, 0},
                  {sfd_.get(), POLLIN, 0},
@@ -317,6 +332,7 @@ Result<void> FrontendDaemon::transmit() {
   so.data_offset = opt_.data_offset;
   so.progress = opt_.progress;
   so.await_reconnect = [this] { return await_reconnect(); };
+  so.stop = [this] { return stop_requested_; };
   TraceSender& sender = sender_.emplace(*front_, *pool_, so);
   const auto t0 = Clock::now();
   auto r = sender.run([this] {
@@ -331,6 +347,12 @@ Result<void> FrontendDaemon::transmit() {
     if (!backend_gone_.empty()) return make_error(ENOTCONN, backend_gone_ + " while transmitting: " + r.error().reason);
     if (stop_requested_) return make_error(EINTR, "stopped while transmitting: " + r.error().reason);
     return r;
+  }
+  if (sent_->stopped) {
+    std::cerr << "pvnet frontend (domain " << opt_.domid << "): stopped by a signal after " << sent_->queued
+              << " frames queued, " << sent_->queued - sent_->completed << " still in flight\n";
+    say("stopped");
+    return {};
   }
   say("done");
   if (opt_.wait_go) return wait_line("close", true);
@@ -410,6 +432,8 @@ void FrontendDaemon::write_json() {
     j["completed_ok"] = sent_->completed_ok;
     j["lost"] = sent_->completed - sent_->completed_ok;  // answered with an error/drop, or never (backend gone)
     j["refused"] = sent_->refused;
+    j["stopped"] = sent_->stopped;  // SIGTERM/SIGINT ended the run early
+    if (sent_->stopped) j["in_flight_at_stop"] = sent_->queued - sent_->completed;  // unanswered at close
     j["elapsed_ns"] = elapsed_ns_;
   }
   if (opt_.receive) {
