@@ -43,6 +43,8 @@ using Clock = std::chrono::steady_clock;
 using Ms = std::chrono::milliseconds;
 
 constexpr uint32_t kGrantEntries = 8192;
+constexpr uint64_t kMaxMemMb = 65536;  // --mem-mb: 16 Mi pages (the Xen pool's page count is 32 bits)
+constexpr uint32_t kMaxTapMtu = 0xFFFF - 14;  // a frame of netif's largest size, its Ethernet header included
 constexpr auto kConnectRetry = std::chrono::seconds(5);   // the backend may still be starting
 constexpr auto kSetupTimeout = std::chrono::seconds(15);  // device directory + xenbus + slot registration
 constexpr auto kCloseTimeout = std::chrono::seconds(5);
@@ -536,27 +538,29 @@ int cmd_frontend(int argc, char** argv) {
       ("hypervisor", po::value(&hypervisor)->default_value("sim"),
        "sim: a domain on a `pvnet backend`'s socket; xen: this real Xen domU (gntalloc/gntdev/evtchn/xenstore, "
        "docs/xen.md)")
-      ("backend-domid", po::value(&o.backend_domid)->default_value(0), "--hypervisor xen: the backend's domain")
+      ("backend-domid", ranged(&o.backend_domid, 0, limits::kMaxGuestDomId)->default_value(0), "--hypervisor xen: the backend's domain")
       ("socket,s", po::value(&o.socket), "the backend's hypervisor socket (--hypervisor sim)")
-      ("domid", po::value(&domid), "this guest's domain id (1..32751); --hypervisor xen: default xenstore's")
-      ("mem-mb", po::value(&o.mem_mb)->default_value(64), "guest memory in MiB")
+      ("domid", ranged(&domid, 1, limits::kMaxGuestDomId), "this guest's domain id; --hypervisor xen: default xenstore's")
+      ("mem-mb", ranged(&o.mem_mb, 1, kMaxMemMb)->default_value(64), "guest memory in MiB")
       ("tx", po::value(&o.tx), "trace to transmit (pcap or pcapng of Ethernet frames)")
-      ("repeat", po::value(&o.repeat)->default_value(1), "--tx: send the trace this many times")
+      ("repeat", ranged(&o.repeat, 1, UINT32_MAX)->default_value(1), "--tx: send the trace this many times")
       ("wait-go", po::bool_switch(&o.wait_go), "--tx: wait for \"go\" on stdin first, \"close\" after \"done\"")
       ("rx", po::value(&o.rx), "write every received frame to this pcap (until SIGTERM/SIGINT)")
       ("receive", po::bool_switch(&o.receive), "receive (and count) frames without writing them")
       ("no-header-slots", po::bool_switch(), "speak plain netif")
-      ("slot-size", po::value(&o.slot_size)->default_value(128), "header-slot size (64..2048, power of 2)")
-      ("mtu", po::value(&o.mtu)->default_value(9000), "--tx: longer TCP frames are sent as GSO")
-      ("data-offset", po::value(&o.data_offset)->default_value(0), "--tx: offset of each frame in its first page")
+      ("slot-size", ranged(&o.slot_size, limits::kMinSlotSize, limits::kMaxSlotSize, limits::slot_size_ok, limits::kSlotSizeRule)
+                        ->default_value(128),
+       "header-slot size in bytes, a power of 2")
+      ("mtu", ranged(&o.mtu, limits::kMinMtu, limits::kMaxMtu)->default_value(9000), "--tx: longer TCP frames are sent as GSO")
+      ("data-offset", ranged(&o.data_offset, 0, limits::kMaxDataOffset)->default_value(0), "--tx: offset of each frame in its first page")
       ("progress", po::bool_switch(&o.progress), "--tx: show the progress line")
-      ("reconnect-timeout", po::value(&o.reconnect_timeout_s)->default_value(10),
+      ("reconnect-timeout", ranged(&o.reconnect_timeout_s, 0, limits::kMaxTimeoutS)->default_value(10),
        "seconds to wait for a backend that died or restarted to come back (frames in flight are counted lost, "
        "tx_lost_backend_gone; says \"reconnected lost=N\"); 0: close with the backend instead")
       ("tap", po::value(&o.tap.ifname), "be network interface NAME (a TAP in this namespace) until SIGTERM/SIGINT: "
                                         "what the kernel sends goes out through netfront, what arrives goes in")
       ("tap-addr", po::value(&o.tap.addr), "--tap: IPv4 address/prefix of the interface")
-      ("tap-mtu", po::value(&o.tap.mtu)->default_value(1500), "--tap: the interface's MTU")
+      ("tap-mtu", ranged(&o.tap.mtu, limits::kMinMtu, kMaxTapMtu)->default_value(1500), "--tap: the interface's MTU")
       ("json,j", po::value(&o.json), "write the counters here on exit")
       ("vhost-user", po::value<std::string>(), "be the virtio-net device of a QEMU guest on this vhost-user socket "
                                                "(we listen; QEMU -chardev socket,path=SOCKET): the guest's RAM "
@@ -611,10 +615,6 @@ int cmd_frontend(int argc, char** argv) {
   if (!o.rx.empty()) o.receive = true;
   if (int(!o.tx.empty()) + int(o.receive) + int(!o.tap.ifname.empty()) > 1) {
     std::cerr << "pvnet frontend: --tx, --rx/--receive and --tap are separate guests: give one\n";
-    return 2;
-  }
-  if (o.repeat == 0 || o.mem_mb == 0) {
-    std::cerr << "pvnet frontend: --repeat and --mem-mb must be at least 1\n";
     return 2;
   }
   FrontendDaemon d(std::move(o));
