@@ -473,7 +473,8 @@ int cmd_backend(int argc, char** argv) {
        "limit: header-slot pages kept mapped per guest domain")
       ("max-inflight", ranged(&o.limits.max_inflight_per_vif, 1, kMaxInflight)->default_value(256),
        "limit: TX packets of one vif held in dom0 unanswered (back-pressure beyond)")
-      ("rx-queue-bytes", ranged(&o.vif_limits.rx_queue_max_bytes, kMinRxQueueBytes, kMaxRxQueueBytes)->default_value(4u << 20),
+      ("rx-queue-bytes",
+       ranged(&o.vif_limits.rx_queue_max_bytes, kMinRxQueueBytes, kMaxRxQueueBytes)->default_value(4u << 20),
        "limit: bytes queued for one guest's RX (XSA-392)")
       ("rx-stall-ms", ranged(&o.vif_limits.rx_stall_timeout_ms, 0, limits::kMaxTimeoutS * 1000)->default_value(2000),
        "a guest posting no RX buffers this long has its queue dropped (0: never)")

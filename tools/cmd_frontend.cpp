@@ -538,9 +538,11 @@ int cmd_frontend(int argc, char** argv) {
       ("hypervisor", po::value(&hypervisor)->default_value("sim"),
        "sim: a domain on a `pvnet backend`'s socket; xen: this real Xen domU (gntalloc/gntdev/evtchn/xenstore, "
        "docs/xen.md)")
-      ("backend-domid", ranged(&o.backend_domid, 0, limits::kMaxGuestDomId)->default_value(0), "--hypervisor xen: the backend's domain")
+      ("backend-domid", ranged(&o.backend_domid, 0, limits::kMaxGuestDomId)->default_value(0),
+       "--hypervisor xen: the backend's domain")
       ("socket,s", po::value(&o.socket), "the backend's hypervisor socket (--hypervisor sim)")
-      ("domid", ranged(&domid, 1, limits::kMaxGuestDomId), "this guest's domain id; --hypervisor xen: default xenstore's")
+      ("domid", ranged(&domid, 1, limits::kMaxGuestDomId),
+       "this guest's domain id; --hypervisor xen: default xenstore's")
       ("mem-mb", ranged(&o.mem_mb, 1, kMaxMemMb)->default_value(64), "guest memory in MiB")
       ("tx", po::value(&o.tx), "trace to transmit (pcap or pcapng of Ethernet frames)")
       ("repeat", ranged(&o.repeat, 1, UINT32_MAX)->default_value(1), "--tx: send the trace this many times")
@@ -548,11 +550,11 @@ int cmd_frontend(int argc, char** argv) {
       ("rx", po::value(&o.rx), "write every received frame to this pcap (until SIGTERM/SIGINT)")
       ("receive", po::bool_switch(&o.receive), "receive (and count) frames without writing them")
       ("no-header-slots", po::bool_switch(), "speak plain netif")
-      ("slot-size", ranged(&o.slot_size, limits::kMinSlotSize, limits::kMaxSlotSize, limits::slot_size_ok, limits::kSlotSizeRule)
-                        ->default_value(128),
-       "header-slot size in bytes, a power of 2")
-      ("mtu", ranged(&o.mtu, limits::kMinMtu, limits::kMaxMtu)->default_value(9000), "--tx: longer TCP frames are sent as GSO")
-      ("data-offset", ranged(&o.data_offset, 0, limits::kMaxDataOffset)->default_value(0), "--tx: offset of each frame in its first page")
+      ("slot-size", slot_size_value(&o.slot_size)->default_value(128), "header-slot size in bytes, a power of 2")
+      ("mtu", ranged(&o.mtu, limits::kMinMtu, limits::kMaxMtu)->default_value(9000),
+       "--tx: longer TCP frames are sent as GSO")
+      ("data-offset", ranged(&o.data_offset, 0, limits::kMaxDataOffset)->default_value(0),
+       "--tx: offset of each frame in its first page")
       ("progress", po::bool_switch(&o.progress), "--tx: show the progress line")
       ("reconnect-timeout", ranged(&o.reconnect_timeout_s, 0, limits::kMaxTimeoutS)->default_value(10),
        "seconds to wait for a backend that died or restarted to come back (frames in flight are counted lost, "

@@ -145,7 +145,7 @@ Result<void> GuestRun::prepare() {
   // The workdir before the (slow) guest build: a bad --workdir is refused at once.
   if (o_.workdir.empty()) {
     char tmpl[] = "/tmp/pvnet-guest-XXXXXX";
-    if (!::mkdtemp(tmpl)) return make_error(errno, std::string("mkdtemp /tmp/pvnet-guest-XXXXXX: ") + std::strerror(errno));
+    if (!::mkdtemp(tmpl)) return make_error(errno, std::string("mkdtemp /tmp/pvnet-guest-*: ") + std::strerror(errno));
     o_.workdir = tmpl;
     made_workdir_ = true;
   } else {
@@ -390,7 +390,8 @@ int cmd_guest_demo(int argc, char** argv) {
   unsigned timeout_s = 180;
   std::string policy = "slots";
   po::options_description desc("usage: pvnet guest demo [--timeout S] [--policy P]\n\noptions");
-  desc.add_options()("help,h", "this help")("timeout", ranged(&timeout_s, 1, limits::kMaxTimeoutS)->default_value(180), "seconds")
+  desc.add_options()("help,h", "this help")
+      ("timeout", ranged(&timeout_s, 1, limits::kMaxTimeoutS)->default_value(180), "seconds")
       ("policy", po::value(&policy)->default_value("slots"), "the backend's payload policy");
   po::variables_map vm;
   if (auto status = parse_options(argc, argv, desc, vm, "guest demo")) return *status;

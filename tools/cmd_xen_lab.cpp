@@ -256,8 +256,9 @@ int cmd_xen_lab(int argc, char** argv) {
     return 2;
   }
   if (!plain_scenario_name(o.scenario)) {
+    const bool long_name = o.scenario.size() > kMaxScenarioName;
     std::cerr << "pvnet xen-lab: --scenario '" << o.scenario.substr(0, kMaxScenarioName) << "'"
-              << (o.scenario.size() > kMaxScenarioName ? "... (" + std::to_string(o.scenario.size()) + " characters)" : "")
+              << (long_name ? "... (" + std::to_string(o.scenario.size()) + " characters)" : "")
               << " is not a scenario name: letters, digits, '-', '_', '.', at most " << kMaxScenarioName
               << " characters (pvnet xen-lab --list)\n";
     return 2;

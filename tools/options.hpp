@@ -108,6 +108,11 @@ inline constexpr uint32_t kMinSlotSize = netif::kHeaderSlotSizeMin;
 inline constexpr uint32_t kMaxSlotSize = netif::kHeaderSlotSizeMax;
 }  // namespace limits
 
+// --slot-size, wherever it is an option.
+inline RangedValue<uint32_t>* slot_size_value(uint32_t* store) {
+  return ranged(store, limits::kMinSlotSize, limits::kMaxSlotSize, limits::slot_size_ok, limits::kSlotSizeRule);
+}
+
 // nullopt: go on with `vm`. Otherwise the subcommand's exit status: 0 after --help, 2 after a bad option.
 // `command` is the subcommand as typed, e.g. "guest run".
 inline std::optional<int> parse_options(int argc, char** argv, const boost::program_options::options_description& desc,
