@@ -591,12 +591,18 @@ void Backend::drop_rx_queue(Vif& vif, const char* reason) {
   while (!vif.rx_queue.empty()) {
     RxFrame f = std::move(vif.rx_queue.front());
     vif.rx_queue.pop_front();
-    vif.counters.dropped[reason]++;
-    if (f.has_completion) complete_tx(f.completion, netif::rsp::dropped, reason);
+    drop_rx_frame(vif, f, netif::rsp::dropped, reason);
   }
   vif.counters.rx_queued = 0;
   vif.rx_queue_bytes = 0;
   vif.counters.rx_queue_bytes = 0;
+}
+
+// Counted once (docs/fuzzing.md, "counters"): a forwarded frame is one of its source's TX packets, answered with
+// `status` and counted dropped there, as a refusal at admission is (dest_rx_full); the destination shows its side in
+// its RX counters (rx_stalls, rx_copy_errors), not in `dropped`. A local frame (dom0's own) is counted on `dest`.
+void Backend::drop_rx_frame(Vif& dest, const RxFrame& f, int16_t status, const char* reason) {
+  if (!f.has_completion || !complete_tx(f.completion, status, reason)) dest.counters.dropped[reason]++;
 }
 
 uint32_t Backend::kept_pages_of(DomId dom) const {
@@ -609,12 +615,13 @@ uint32_t Backend::kept_pages_of(DomId dom) const {
 // ---- TX completion ---------------------------------------------------------------------------------------------
 
 // The answers for one packet go to its vif's shadow list; publish_tx_responses() pushes them once per poll.
-void Backend::complete_tx(const TxCompletion& c, int16_t status, std::string_view drop_reason) {
-  if (Vif* vif = find(c.src)) complete_tx(*vif, c, status, drop_reason);
+bool Backend::complete_tx(const TxCompletion& c, int16_t status, std::string_view drop_reason) {
+  Vif* vif = find(c.src);
+  return vif && complete_tx(*vif, c, status, drop_reason);
 }
 
-void Backend::complete_tx(Vif& vif, const TxCompletion& c, int16_t status, std::string_view drop_reason) {
-  if (!vif.connected || vif.generation != c.generation) return;  // that ring is gone
+bool Backend::complete_tx(Vif& vif, const TxCompletion& c, int16_t status, std::string_view drop_reason) {
+  if (!vif.connected || vif.generation != c.generation) return false;  // that ring is gone
   if (c.tracked) {
     if (vif.inflight != 0) --vif.inflight;
     for (const auto& s : c.slots)
@@ -628,6 +635,7 @@ void Backend::complete_tx(Vif& vif, const TxCompletion& c, int16_t status, std::
   }
   for (const auto& s : c.slots)
     vif.tx_shadow.push_back(netif::TxResponse{s.id, s.extra ? netif::rsp::null : status});
+  return true;
 }
 
 size_t Backend::publish_tx_responses() {

@@ -148,9 +148,11 @@ class Backend {
   size_t tx_action();
   size_t rx_action();
   size_t publish_tx_responses();
-  void complete_tx(const TxCompletion& c, int16_t status, std::string_view drop_reason);
-  void complete_tx(Vif& vif, const TxCompletion& c, int16_t status, std::string_view drop_reason);
+  // Answers a TX packet; false if its ring is gone (nothing answered, nothing counted).
+  bool complete_tx(const TxCompletion& c, int16_t status, std::string_view drop_reason);
+  bool complete_tx(Vif& vif, const TxCompletion& c, int16_t status, std::string_view drop_reason);
   void drop_rx_queue(Vif& vif, const char* reason);
+  void drop_rx_frame(Vif& dest, const RxFrame& f, int16_t status, const char* reason);
   void handle_recall(Vif& vif);  // backend/recall.cpp: docs/protocol.md "Recall"
   void check_rx_stalls();
   void arm_timer();

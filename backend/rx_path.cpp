@@ -98,8 +98,7 @@ size_t Backend::rx_action() {
         }
       }
       if (drop) {
-        vif.counters.dropped[drop]++;
-        if (f.has_completion) complete_tx(f.completion, netif::rsp::error, drop);
+        drop_rx_frame(vif, f, netif::rsp::error, drop);
         vif.rx_queue.pop_front();
         continue;
       }
@@ -201,7 +200,6 @@ size_t Backend::rx_action() {
     vif.counters.rx_copy_ops += w.op_end - w.op_begin;
     if (!ok) {
       ++vif.counters.rx_copy_errors;
-      vif.counters.dropped["rx_copy_error"]++;
       for (size_t i = 0; i < w.rsps.size(); ++i)
         if (i != w.extra_at) w.rsps[i].status = netif::rsp::error;
     } else {
@@ -212,8 +210,8 @@ size_t Backend::rx_action() {
     for (const auto& r : w.rsps) vif.rx->produce_response(r);
     vif.counters.rx_responses += w.rsps.size();
     if (std::find(touched.begin(), touched.end(), &vif) == touched.end()) touched.push_back(&vif);
-    if (w.frame.has_completion)
-      complete_tx(w.frame.completion, ok ? netif::rsp::okay : netif::rsp::error, ok ? "" : "rx_copy_error");
+    if (!ok) drop_rx_frame(vif, w.frame, netif::rsp::error, "rx_copy_error");
+    else if (w.frame.has_completion) complete_tx(w.frame.completion, netif::rsp::okay, "");
   }
   for (Vif* vif : touched)
     if (vif->rx->push_responses_and_check_notify()) (void)dom0_.evtchn().notify(vif->rx_port);

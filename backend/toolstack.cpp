@@ -50,12 +50,26 @@ Result<VifPaths> toolstack_create_vif(Store& store, DomId backend, DomId fronten
   return p;
 }
 
+namespace {
+
+// libxl__xs_path_cleanup: a directory left with no value and no children goes too.
+Result<void> remove_if_empty(Store& store, const std::string& path) {
+  auto children = store.directory(path);
+  if (!children) return children.error().code == ENOENT ? Result<void>{} : Result<void>(children.error());
+  if (!children->empty() || !store.read_opt(path).value_or("").empty()) return {};
+  if (auto r = store.remove(path); !r && r.error().code != ENOENT) return r.error();
+  return {};
+}
+
+}  // namespace
+
 Result<void> toolstack_destroy_vif(Store& store, const VifPaths& paths) {
   auto a = store.remove(paths.backend);
   auto b = store.remove(paths.frontend);
   if (!a && a.error().code != ENOENT) return a.error();
   if (!b && b.error().code != ENOENT) return b.error();
-  return {};
+  // backend/vif/<F> goes with F's last vif (the frontend's device/vif goes with its domain's home).
+  return remove_if_empty(store, paths.backend.substr(0, paths.backend.rfind('/')));
 }
 
 }  // namespace pvnet

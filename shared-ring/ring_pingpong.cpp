@@ -2,8 +2,10 @@
 
 #include <poll.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -117,6 +119,7 @@ Result<TxRingPingPong> TxRingPingPong::start(RingWakeMode mode) {
     munmap(area, kAreaBytes);
     return make_error(e, std::string("eventfd: ") + std::strerror(e));
   }
+  const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) {
     const int e = errno;
@@ -125,7 +128,12 @@ Result<TxRingPingPong> TxRingPingPong::start(RingWakeMode mode) {
     munmap(area, kAreaBytes);
     return make_error(e, std::string("fork: ") + std::strerror(e));
   }
-  if (pid == 0) backend(ring_mem, shared, mode, req_fd, rsp_fd);
+  if (pid == 0) {
+    // The backend spins (busy-poll): it must not outlive a frontend killed by a signal.
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1);  // the frontend died before prctl
+    backend(ring_mem, shared, mode, req_fd, rsp_fd);
+  }
   return TxRingPingPong(mode, shared, *front, req_fd, rsp_fd, pid);
 }
 

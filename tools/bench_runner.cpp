@@ -33,6 +33,7 @@
 #include "tools/bench_frames.hpp"
 #include "tools/child_process.hpp"
 #include "tools/progress.hpp"
+#include "tools/temp_dir.hpp"
 
 namespace pvnet::tools {
 
@@ -252,25 +253,6 @@ void BenchFrontend::close_all() {
 // ---------------------------------------------------------------------------------------------------------------
 // dom0: the hypervisor, one backend per policy, guest B (under --sink vif), and the orchestration.
 
-class TempDir {
- public:
-  Result<void> create() {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/pvnet-bench-XXXXXX";
-    if (!::mkdtemp(tmpl.data())) return make_error(errno, "mkdtemp " + tmpl + ": " + std::strerror(errno));
-    path_ = tmpl;
-    return {};
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) fs::remove_all(path_, ec);
-  }
-  std::string file(const char* name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
 // One per policy: its backend, its guest A (a process of its own: a netfront per domain, as in a real guest with
 // one vif, so no netfront consumes another's store watches) and, under --sink vif, its guest B (here).
 struct PolicyBackend {
@@ -319,7 +301,9 @@ size_t BenchRun::poll_all() {
 }
 
 Result<void> BenchRun::setup() {
-  if (auto r = dir_.create(); !r) return r;
+  auto dir = TempDir::create("pvnet-bench");  // gone with the run, or with a SIGTERM/SIGINT
+  if (!dir) return dir.error();
+  dir_ = std::move(dir).value();
   auto c = map_control(dir_.file("ctl"), true);
   if (!c) return c.error();
   ctl_ = *c;

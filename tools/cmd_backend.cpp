@@ -43,6 +43,11 @@ namespace pvnet::tools {
 namespace {
 
 constexpr uint32_t kVifHandle = 0;
+// Option ranges (tools/options.hpp): what the backend can hold to.
+constexpr uint32_t kMaxKeptPages = 4096;      // --max-kept-pages: 16 MiB of kept slot pages per domain
+constexpr uint32_t kMaxInflight = 1u << 16;   // --max-inflight: more than any TX ring holds
+constexpr size_t kMinRxQueueBytes = 1u << 16;  // --rx-queue-bytes: at least one frame of netif's largest size
+constexpr size_t kMaxRxQueueBytes = 1u << 30;
 constexpr int kIdleWaitMs = -1;  // idle: sleep until an fd wakes us (signal, server, watch, event channel, timer, TAP)
 
 void say(const std::string& line) {
@@ -466,22 +471,23 @@ int cmd_backend(int argc, char** argv) {
        "pvnet: write a vif's directories for every domain (and remove them); libxl: write none, serve the "
        "directories libxl writes (xl network-attach, or vif = ['backend=0,script=vif-pvnet,...']), go Closed when "
        "libxl takes one offline (docs/xen.md)")
-      ("mtu", po::value(&o.mtu)->default_value(9000), "vif MTU")
-      ("max-kept-pages", po::value(&o.limits.max_kept_pages_per_domain)->default_value(64),
+      ("mtu", ranged(&o.mtu, limits::kMinMtu, limits::kMaxMtu)->default_value(9000), "vif MTU")
+      ("max-kept-pages", ranged(&o.limits.max_kept_pages_per_domain, 0, kMaxKeptPages)->default_value(64),
        "limit: header-slot pages kept mapped per guest domain")
-      ("max-inflight", po::value(&o.limits.max_inflight_per_vif)->default_value(256),
+      ("max-inflight", ranged(&o.limits.max_inflight_per_vif, 1, kMaxInflight)->default_value(256),
        "limit: TX packets of one vif held in dom0 unanswered (back-pressure beyond)")
-      ("rx-queue-bytes", po::value(&o.vif_limits.rx_queue_max_bytes)->default_value(4u << 20),
+      ("rx-queue-bytes",
+       ranged(&o.vif_limits.rx_queue_max_bytes, kMinRxQueueBytes, kMaxRxQueueBytes)->default_value(4u << 20),
        "limit: bytes queued for one guest's RX (XSA-392)")
-      ("rx-stall-ms", po::value(&o.vif_limits.rx_stall_timeout_ms)->default_value(2000),
+      ("rx-stall-ms", ranged(&o.vif_limits.rx_stall_timeout_ms, 0, limits::kMaxTimeoutS * 1000)->default_value(2000),
        "a guest posting no RX buffers this long has its queue dropped (0: never)")
-      ("credit-bytes", po::value(&o.vif_limits.credit.bytes_per_sec)->default_value(0),
+      ("credit-bytes", ranged(&o.vif_limits.credit.bytes_per_sec, 0, UINT64_MAX)->default_value(0),
        "credit scheduler: TX bytes per second per vif (0: unlimited)")
-      ("credit-packets", po::value(&o.vif_limits.credit.ops_per_sec)->default_value(0),
+      ("credit-packets", ranged(&o.vif_limits.credit.ops_per_sec, 0, UINT64_MAX)->default_value(0),
        "credit scheduler: TX packets per second per vif (0: unlimited)")
       ("json,j", po::value(&o.json), "write the counters here on exit")
       ("tap-netns", po::value(&o.tap_netns), "TAP sink: make the TAP in this network namespace (ip netns add)")
-      ("tap-for", po::value(&o.tap_for), "TAP sink: the domain whose vif is bridged to the TAP")
+      ("tap-for", ranged(&o.tap_for, 1, limits::kMaxGuestDomId), "TAP sink: the domain whose vif is bridged to the TAP")
       ("tap-name", po::value(&o.tap_name), "TAP sink: interface name (default pvtapDOMID)")
       ("tap-addr", po::value(&o.tap_addrs)->composing(),
        "TAP sink: an address for the namespace's side (198.18.0.0/15, fd00::/8); default 198.18.0.254/24, fd00::fe/64");

@@ -1,8 +1,10 @@
 // pvnet frontend: a guest as its own process. Creates its domain on a `pvnet backend`'s hypervisor socket, waits
 // for the toolstack to write its device directory, runs netfront, and then either transmits a trace (--tx, through
 // the same TraceSender as the in-process replay) or writes what it receives (--rx). Control lines on stdout:
-// "connected slots=on|off tx-ring=N", "done"; on stdin (with --wait-go): "go", "close". --tap: the vif becomes a
-// network interface of this namespace (tools/tap_frontend.hpp) until SIGTERM/SIGINT; says "tap NAME up".
+// "connected slots=on|off tx-ring=N", "done" ("stopped" when SIGTERM/SIGINT ends --tx early: it sends no more,
+// waits briefly for the frames in flight, writes --json and closes the vif); on stdin (with --wait-go): "go",
+// "close". --tap: the vif becomes a network interface of this namespace (tools/tap_frontend.hpp) until
+// SIGTERM/SIGINT; says "tap NAME up".
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -41,10 +43,13 @@ using Clock = std::chrono::steady_clock;
 using Ms = std::chrono::milliseconds;
 
 constexpr uint32_t kGrantEntries = 8192;
+constexpr uint64_t kMaxMemMb = 65536;  // --mem-mb: 16 Mi pages (the Xen pool's page count is 32 bits)
+constexpr uint32_t kMaxTapMtu = 0xFFFF - 14;  // a frame of netif's largest size, its Ethernet header included
 constexpr auto kConnectRetry = std::chrono::seconds(5);   // the backend may still be starting
 constexpr auto kSetupTimeout = std::chrono::seconds(15);  // device directory + xenbus + slot registration
 constexpr auto kCloseTimeout = std::chrono::seconds(5);
 constexpr auto kLivenessEvery = Ms(250);
+constexpr auto kSignalCheckEvery = Ms(10);  // while busy (when idle, the signalfd is among the fds slept on)
 // --tap idle: only the liveness check needs a timeout (the tests pass with an hour); a wake a second, not 5: under
 // Xen each wake, and each liveness read of xenstore, costs the domU and dom0 CPU.
 constexpr int kTapIdleWaitMs = 1000;
@@ -126,6 +131,7 @@ class FrontendDaemon {
   // Polls the netfront once; when idle, sleeps on its fds (and stdin/signals) for up to wait_ms.
   size_t step(int wait_ms, bool watch_stdin = false);
   void check_backend();
+  void check_signals();
   // While netfront reconnects to a restarted backend: true until --reconnect-timeout expires (then the reason).
   bool await_reconnect();
   void close_netfront();
@@ -141,6 +147,7 @@ class FrontendDaemon {
   bool stop_requested_ = false;      // SIGTERM/SIGINT
   std::string backend_gone_;          // why we think the backend went away
   Clock::time_point next_liveness_ = Clock::now();
+  Clock::time_point next_signal_check_ = Clock::now();
   std::optional<PcapWriter> rx_out_;
   std::string rx_error_;
   uint64_t packets_out_ = 0, bytes_out_ = 0;
@@ -241,6 +248,13 @@ bool FrontendDaemon::await_reconnect() {
   return true;
 }
 
+void FrontendDaemon::check_signals() {
+  if (Clock::now() < next_signal_check_) return;
+  next_signal_check_ = Clock::now() + kSignalCheckEvery;
+  signalfd_siginfo si;
+  while (::read(sfd_.get(), &si, sizeof si) == sizeof si) stop_requested_ = true;
+}
+
 size_t FrontendDaemon::step(int wait_ms, bool watch_stdin) {
   size_t work = front_->poll() ? 1 : 0;
   if (reconnect_deadline_ && front_->connected()) {
@@ -248,7 +262,10 @@ size_t FrontendDaemon::step(int wait_ms, bool watch_stdin) {
     say("reconnected lost=" + std::to_string(front_->counters().tx_lost_backend_gone));
   }
   check_backend();
-  if (work || wait_ms <= 0) return work;
+  if (work || wait_ms <= 0) {
+    check_signals();  // a sender that is never idle must still hear SIGTERM
+    return work;
+  }
   pollfd p[5] = {{front_->event_fd(), POLLIN, 0},
                  {front_->store_fd(), POLLIN, 0},
                  {sfd_.get(), POLLIN, 0},
@@ -317,6 +334,7 @@ Result<void> FrontendDaemon::transmit() {
   so.data_offset = opt_.data_offset;
   so.progress = opt_.progress;
   so.await_reconnect = [this] { return await_reconnect(); };
+  so.stop = [this] { return stop_requested_; };
   TraceSender& sender = sender_.emplace(*front_, *pool_, so);
   const auto t0 = Clock::now();
   auto r = sender.run([this] {
@@ -331,6 +349,12 @@ Result<void> FrontendDaemon::transmit() {
     if (!backend_gone_.empty()) return make_error(ENOTCONN, backend_gone_ + " while transmitting: " + r.error().reason);
     if (stop_requested_) return make_error(EINTR, "stopped while transmitting: " + r.error().reason);
     return r;
+  }
+  if (sent_->stopped) {
+    std::cerr << "pvnet frontend (domain " << opt_.domid << "): stopped by a signal after " << sent_->queued
+              << " frames queued, " << sent_->queued - sent_->completed << " still in flight\n";
+    say("stopped");
+    return {};
   }
   say("done");
   if (opt_.wait_go) return wait_line("close", true);
@@ -410,6 +434,8 @@ void FrontendDaemon::write_json() {
     j["completed_ok"] = sent_->completed_ok;
     j["lost"] = sent_->completed - sent_->completed_ok;  // answered with an error/drop, or never (backend gone)
     j["refused"] = sent_->refused;
+    j["stopped"] = sent_->stopped;  // SIGTERM/SIGINT ended the run early
+    if (sent_->stopped) j["in_flight_at_stop"] = sent_->queued - sent_->completed;  // unanswered at close
     j["elapsed_ns"] = elapsed_ns_;
   }
   if (opt_.receive) {
@@ -512,27 +538,31 @@ int cmd_frontend(int argc, char** argv) {
       ("hypervisor", po::value(&hypervisor)->default_value("sim"),
        "sim: a domain on a `pvnet backend`'s socket; xen: this real Xen domU (gntalloc/gntdev/evtchn/xenstore, "
        "docs/xen.md)")
-      ("backend-domid", po::value(&o.backend_domid)->default_value(0), "--hypervisor xen: the backend's domain")
+      ("backend-domid", ranged(&o.backend_domid, 0, limits::kMaxGuestDomId)->default_value(0),
+       "--hypervisor xen: the backend's domain")
       ("socket,s", po::value(&o.socket), "the backend's hypervisor socket (--hypervisor sim)")
-      ("domid", po::value(&domid), "this guest's domain id (1..32751); --hypervisor xen: default xenstore's")
-      ("mem-mb", po::value(&o.mem_mb)->default_value(64), "guest memory in MiB")
+      ("domid", ranged(&domid, 1, limits::kMaxGuestDomId),
+       "this guest's domain id; --hypervisor xen: default xenstore's")
+      ("mem-mb", ranged(&o.mem_mb, 1, kMaxMemMb)->default_value(64), "guest memory in MiB")
       ("tx", po::value(&o.tx), "trace to transmit (pcap or pcapng of Ethernet frames)")
-      ("repeat", po::value(&o.repeat)->default_value(1), "--tx: send the trace this many times")
+      ("repeat", ranged(&o.repeat, 1, UINT32_MAX)->default_value(1), "--tx: send the trace this many times")
       ("wait-go", po::bool_switch(&o.wait_go), "--tx: wait for \"go\" on stdin first, \"close\" after \"done\"")
       ("rx", po::value(&o.rx), "write every received frame to this pcap (until SIGTERM/SIGINT)")
       ("receive", po::bool_switch(&o.receive), "receive (and count) frames without writing them")
       ("no-header-slots", po::bool_switch(), "speak plain netif")
-      ("slot-size", po::value(&o.slot_size)->default_value(128), "header-slot size (64..2048, power of 2)")
-      ("mtu", po::value(&o.mtu)->default_value(9000), "--tx: longer TCP frames are sent as GSO")
-      ("data-offset", po::value(&o.data_offset)->default_value(0), "--tx: offset of each frame in its first page")
+      ("slot-size", slot_size_value(&o.slot_size)->default_value(128), "header-slot size in bytes, a power of 2")
+      ("mtu", ranged(&o.mtu, limits::kMinMtu, limits::kMaxMtu)->default_value(9000),
+       "--tx: longer TCP frames are sent as GSO")
+      ("data-offset", ranged(&o.data_offset, 0, limits::kMaxDataOffset)->default_value(0),
+       "--tx: offset of each frame in its first page")
       ("progress", po::bool_switch(&o.progress), "--tx: show the progress line")
-      ("reconnect-timeout", po::value(&o.reconnect_timeout_s)->default_value(10),
+      ("reconnect-timeout", ranged(&o.reconnect_timeout_s, 0, limits::kMaxTimeoutS)->default_value(10),
        "seconds to wait for a backend that died or restarted to come back (frames in flight are counted lost, "
        "tx_lost_backend_gone; says \"reconnected lost=N\"); 0: close with the backend instead")
       ("tap", po::value(&o.tap.ifname), "be network interface NAME (a TAP in this namespace) until SIGTERM/SIGINT: "
                                         "what the kernel sends goes out through netfront, what arrives goes in")
       ("tap-addr", po::value(&o.tap.addr), "--tap: IPv4 address/prefix of the interface")
-      ("tap-mtu", po::value(&o.tap.mtu)->default_value(1500), "--tap: the interface's MTU")
+      ("tap-mtu", ranged(&o.tap.mtu, limits::kMinMtu, kMaxTapMtu)->default_value(1500), "--tap: the interface's MTU")
       ("json,j", po::value(&o.json), "write the counters here on exit")
       ("vhost-user", po::value<std::string>(), "be the virtio-net device of a QEMU guest on this vhost-user socket "
                                                "(we listen; QEMU -chardev socket,path=SOCKET): the guest's RAM "
@@ -587,10 +617,6 @@ int cmd_frontend(int argc, char** argv) {
   if (!o.rx.empty()) o.receive = true;
   if (int(!o.tx.empty()) + int(o.receive) + int(!o.tap.ifname.empty()) > 1) {
     std::cerr << "pvnet frontend: --tx, --rx/--receive and --tap are separate guests: give one\n";
-    return 2;
-  }
-  if (o.repeat == 0 || o.mem_mb == 0) {
-    std::cerr << "pvnet frontend: --repeat and --mem-mb must be at least 1\n";
     return 2;
   }
   FrontendDaemon d(std::move(o));

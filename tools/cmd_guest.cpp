@@ -14,6 +14,7 @@
 #include <boost/program_options.hpp>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -133,6 +134,7 @@ class GuestRun {
   GuestRunOptions o_;
   std::string cache_, vsock_, cmdline_, domain_name_;
   std::unique_ptr<ChildProcess> frontend_, qemu_;
+  bool made_workdir_ = false;  // a fresh /tmp/pvnet-guest-XXXXXX (kept after the run: it holds the logs)
 };
 
 Result<void> GuestRun::prepare() {
@@ -140,14 +142,21 @@ Result<void> GuestRun::prepare() {
   if (o_.ip6.empty()) o_.ip6 = "fd00::" + std::to_string(o_.domid) + "/64";
   for (const auto& a : {o_.ip, o_.ip6})
     if (!allowed_guest_address(a)) return make_error(EINVAL, a + " is outside 198.18.0.0/15 and fd00::/8");
-  cache_ = o_.cache.empty() ? guest_cache_dir() : o_.cache;
-  if (auto r = build_guest(cache_, false); !r) return r;
+  // The workdir before the (slow) guest build: a bad --workdir is refused at once.
   if (o_.workdir.empty()) {
     char tmpl[] = "/tmp/pvnet-guest-XXXXXX";
-    if (!::mkdtemp(tmpl)) return make_error(errno, "mkdtemp");
+    if (!::mkdtemp(tmpl)) return make_error(errno, std::string("mkdtemp /tmp/pvnet-guest-*: ") + std::strerror(errno));
     o_.workdir = tmpl;
+    made_workdir_ = true;
   } else {
-    fs::create_directories(o_.workdir);
+    std::error_code ec;
+    fs::create_directories(o_.workdir, ec);
+    if (ec) return make_error(ec.value(), "--workdir " + o_.workdir + ": " + ec.message());
+  }
+  cache_ = o_.cache.empty() ? guest_cache_dir() : o_.cache;
+  if (auto r = build_guest(cache_, false); !r) {
+    if (made_workdir_) ::rmdir(o_.workdir.c_str());  // ours, still empty
+    return r;
   }
   // libvirt's QEMU runs as libvirt-qemu: it must reach the vhost-user socket and the serial file.
   ::chmod(o_.workdir.c_str(), 0777);
@@ -335,14 +344,14 @@ int GuestRun::run() {
 
 void add_run_options(po::options_description& d, GuestRunOptions& o) {
   d.add_options()("socket,s", po::value(&o.socket), "the backend's hypervisor socket (pvnet backend --socket)")
-      ("domid", po::value(&o.domid)->default_value(1), "the guest's domain id")
+      ("domid", ranged(&o.domid, 1u, limits::kMaxGuestDomId)->default_value(1), "the guest's domain id")
       ("ip", po::value(&o.ip), "eth0 IPv4 address (default 198.18.0.DOMID/24)")
       ("ip6", po::value(&o.ip6), "eth0 IPv6 address (default fd00::DOMID/64)")
       ("scenario", po::value(&o.scenario)->default_value(o.scenario),
        "steps: wait:IP ping:IP send:IP:PORT recv:PORT iperf-server iperf:IP sleep:S, comma-separated")
-      ("mb", po::value(&o.mb)->default_value(20), "MiB the send step generates")
-      ("timeout", po::value(&o.timeout_s)->default_value(180), "seconds for the whole run")
-      ("mem-mb", po::value(&o.mem_mb)->default_value(256), "guest RAM")
+      ("mb", ranged(&o.mb, 1, 65536)->default_value(20), "MiB the send step generates")
+      ("timeout", ranged(&o.timeout_s, 1, limits::kMaxTimeoutS)->default_value(180), "seconds for the whole run")
+      ("mem-mb", ranged(&o.mem_mb, 64, 16384)->default_value(256), "guest RAM (MiB)")
       ("serial", po::value(&o.serial), "serial console log (default WORKDIR/serial-domN.log)")
       ("workdir", po::value(&o.workdir), "sockets and logs (default a new /tmp/pvnet-guest-XXXXXX)")
       ("cache", po::value(&o.cache), "guest cache (default $PVNET_GUEST_CACHE or BUILD/guest-cache)")
@@ -381,7 +390,8 @@ int cmd_guest_demo(int argc, char** argv) {
   unsigned timeout_s = 180;
   std::string policy = "slots";
   po::options_description desc("usage: pvnet guest demo [--timeout S] [--policy P]\n\noptions");
-  desc.add_options()("help,h", "this help")("timeout", po::value(&timeout_s)->default_value(180), "seconds")
+  desc.add_options()("help,h", "this help")
+      ("timeout", ranged(&timeout_s, 1, limits::kMaxTimeoutS)->default_value(180), "seconds")
       ("policy", po::value(&policy)->default_value("slots"), "the backend's payload policy");
   po::variables_map vm;
   if (auto status = parse_options(argc, argv, desc, vm, "guest demo")) return *status;

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <string>
 
+#include "grant-sim/sim_grant_table.hpp"
 #include "grant-sim/sim_hypervisor.hpp"
 #include "grant-sim/sim_server.hpp"
 #include "tools/command.hpp"
@@ -18,6 +19,8 @@
 namespace po = boost::program_options;
 
 namespace {
+
+constexpr uint64_t kMaxDom0Mem = 1ull << 36;    // --dom0-mem: 64 GiB
 
 int run_hypervisor(int argc, char** argv) {
   std::string socket;
@@ -40,8 +43,11 @@ int run_hypervisor(int argc, char** argv) {
   opts.add_options()
       ("help,h", "show this help")
       ("socket,s", po::value<std::string>(&socket)->required(), "Unix socket to serve on (SOCK_SEQPACKET)")
-      ("dom0-mem", po::value<uint64_t>(&dom0_mem)->default_value(dom0_mem), "bytes of dom0 memory")
-      ("dom0-grants", po::value<uint32_t>(&dom0_grants)->default_value(dom0_grants), "dom0 grant entries");
+      ("dom0-mem", pvnet::tools::ranged(&dom0_mem, pvnet::kPageSize, kMaxDom0Mem)->default_value(dom0_mem),
+       "bytes of dom0 memory")
+      ("dom0-grants", pvnet::tools::ranged(&dom0_grants, pvnet::sim::kNrReservedEntries + 1, pvnet::kMaxGrantEntries)
+                          ->default_value(dom0_grants),
+       "dom0 grant entries");
   po::variables_map vm;
   if (auto status = pvnet::tools::parse_options(argc, argv, opts, vm, "hypervisor")) return *status;
 

@@ -17,6 +17,8 @@ namespace po = boost::program_options;
 namespace pvnet::tools {
 namespace {
 
+constexpr uint32_t kMaxRuns = 1000;  // --runs: more is a mistyped value
+
 // replay --compare: every payload policy on the trace, checked and measured (tools/compare.hpp).
 int compare_mode(const ReplayOptions& base, const po::variables_map& vm, const std::string& report_dir,
                  const std::string& json) {
@@ -83,16 +85,19 @@ int cmd_replay(int argc, char** argv) {
       ("json,j", po::value(&json), "write the statistics here as JSON")
       ("policy,p", po::value(&policy)->default_value("slots"), "backend payload policy: slots|copy|map|hdrcopy")
       ("sink,s", po::value(&sink)->default_value("vif"), "where dom0 sends each frame: vif|pcap|null")
-      ("slot-size", po::value(&o.slot_size)->default_value(128), "header-slot size in bytes (64..2048, power of 2)")
+      ("slot-size", slot_size_value(&o.slot_size)->default_value(128), "header-slot size in bytes, a power of 2")
       ("no-header-slots", po::bool_switch(), "frontend speaks plain netif (no header slots)")
-      ("mtu", po::value(&o.mtu)->default_value(9000), "vif MTU: longer TCP frames go as GSO, others are dropped")
-      ("data-offset", po::value(&o.data_offset)->default_value(0), "offset of each frame in its first guest page")
-      ("repeat", po::value(&o.repeat)->default_value(1), "replay the trace this many times")
+      ("mtu", ranged(&o.mtu, limits::kMinMtu, limits::kMaxMtu)->default_value(9000),
+       "vif MTU: longer TCP frames go as GSO, others are dropped")
+      ("data-offset", ranged(&o.data_offset, 0, limits::kMaxDataOffset)->default_value(0),
+       "offset of each frame in its first guest page")
+      ("repeat", ranged(&o.repeat, 1, UINT32_MAX)->default_value(1), "replay the trace this many times")
       ("progress", po::bool_switch(&o.progress), "show the progress line even when stderr is not a terminal")
       ("processes", po::bool_switch(), "run dom0 and each guest as its own process (pvnet backend/frontend)")
       ("compare", po::bool_switch(), "run every payload policy on TRACE, check each output, print a table per policy")
       ("report", po::value(&report_dir), "with --compare: write report.json, report.csv and PNG charts in this DIR")
-      ("runs", po::value<uint32_t>()->default_value(3), "with --compare: replays per policy (median reported)");
+      ("runs", ranged<uint32_t>(nullptr, 1, kMaxRuns)->default_value(3),
+       "with --compare: replays per policy (median reported)");
   po::variables_map vm;
   if (auto status = parse_options(argc, argv, desc, vm, "replay")) return *status;
   o.header_slots = !vm["no-header-slots"].as<bool>();
@@ -107,10 +112,6 @@ int cmd_replay(int argc, char** argv) {
   else if (sink == "null") o.sink = SinkKind::null;
   else {
     std::cerr << "pvnet replay: unknown --sink '" << sink << "' (vif, pcap, null)\n";
-    return 2;
-  }
-  if (o.repeat == 0) {
-    std::cerr << "pvnet replay: --repeat must be at least 1\n";
     return 2;
   }
 

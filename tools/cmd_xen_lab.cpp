@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <boost/program_options.hpp>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -85,6 +86,24 @@ class ConsoleTail {
   size_t pos_ = 0;
 };
 
+// A scenario is a file tools/xen-lab/scenarios/NAME.sh: NAME is a short plain name, never a path.
+constexpr size_t kMaxScenarioName = 64;
+bool plain_scenario_name(const std::string& n) {
+  if (n.empty() || n.size() > kMaxScenarioName || n[0] == '.' || n[0] == '-') return false;
+  for (unsigned char c : n)
+    if (!std::isalnum(c) && c != '-' && c != '_' && c != '.') return false;
+  return true;
+}
+
+// create_directories, its failure a message naming the directory.
+bool make_dir(const std::string& dir, const char* what) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (!ec) return true;
+  std::cerr << "pvnet xen-lab: cannot create the " << what << " " << dir << ": " << ec.message() << "\n";
+  return false;
+}
+
 // Xen itself panicked before dom0 printed anything of ours.
 bool xen_boot_panic(const std::string& serial) {
   std::ifstream f(serial);
@@ -104,12 +123,13 @@ int run_lab(LabOptions o) {
     return 2;
   }
   const std::string here = *src + "/tools/xen-lab";
-  if (!fs::exists(here + "/scenarios/" + o.scenario + ".sh")) {
+  std::error_code ec;
+  if (!fs::exists(here + "/scenarios/" + o.scenario + ".sh", ec)) {
     std::cerr << "pvnet xen-lab: no scenario '" << o.scenario << "' (pvnet xen-lab --list)\n";
     return 2;
   }
   if (o.cache.empty()) o.cache = lab_cache_dir();
-  fs::create_directories(o.cache + "/guest");
+  if (!make_dir(o.cache + "/guest", "cache")) return 2;
   if (o.workdir.empty()) {
     char tmpl[] = "/tmp/pvnet-xen-lab-XXXXXX";
     if (!::mkdtemp(tmpl)) {
@@ -118,7 +138,7 @@ int run_lab(LabOptions o) {
     }
     o.workdir = tmpl;
   }
-  fs::create_directories(o.workdir);
+  if (!make_dir(o.workdir, "--workdir")) return 2;
   if (o.pvnet.empty()) o.pvnet = self_exe();
 
   // The plain test guest's kernel and busybox initramfs are the first layer of both of ours.
@@ -144,12 +164,17 @@ int run_lab(LabOptions o) {
   const std::string serial = o.workdir + "/serial.log";
   // docs/machine-notes.md: -cpu max without SMAP/SMEP (the PV dom0 dies of them), spec-ctrl=eager-fpu (TCG gets Xen's
   // lazy FPU switching wrong), dom0 console on hvc0 relayed to com1.
-  std::vector<std::string> args = {
-      "timeout", "--kill-after=5", std::to_string(o.timeout_s), *qemu, "-accel", "tcg", "-cpu", "max,-smap,-smep",
+  // QEMU's parent is timeout(1), which dies with us (ChildProcess: PR_SET_PDEATHSIG) without ending QEMU: setpriv
+  // gives QEMU its own parent-death signal, so a lab that is stopped or killed leaves no QEMU running.
+  std::vector<std::string> qemu_cmd = {*qemu};
+  if (auto setpriv = find_program("setpriv")) qemu_cmd = {*setpriv, "--pdeathsig", "KILL", *qemu};
+  std::vector<std::string> args = {"timeout", "--kill-after=5", std::to_string(o.timeout_s)};
+  args.insert(args.end(), qemu_cmd.begin(), qemu_cmd.end());
+  args.insert(args.end(), {"-accel", "tcg", "-cpu", "max,-smap,-smep",
       "-m", "2G", "-smp", "1", "-nodefaults", "-display", "none", "-no-reboot", "-serial", "file:" + serial,
       "-kernel", o.cache + "/xen",
       "-append", "console=com1 com1=115200 dom0_mem=768M,max:768M spec-ctrl=eager-fpu loglvl=warning",
-      "-initrd", o.cache + "/guest/vmlinuz console=hvc0 earlyprintk=xen quiet," + o.workdir + "/dom0.img"};
+      "-initrd", o.cache + "/guest/vmlinuz console=hvc0 earlyprintk=xen quiet," + o.workdir + "/dom0.img"});
   // Under a heavily loaded host Xen sometimes panics at boot ("IO-APIC + timer doesn't work!": its timer check
   // runs in emulated time that stalls). Nothing of the scenario ran yet then: one more boot, said so.
   bool done = false;
@@ -176,7 +201,7 @@ int run_lab(LabOptions o) {
     q.kill_and_reap();  // Xen halts but QEMU stays: stop it ourselves
     result = tail.result();
     if (done || attempt > 1 || !xen_boot_panic(serial)) break;
-    fs::rename(serial, o.workdir + "/serial.panic.log");
+    fs::rename(serial, o.workdir + "/serial.panic.log", ec);
     std::cout << "pvnet xen-lab: Xen panicked at boot before dom0 (" << o.workdir
               << "/serial.panic.log); booting once more" << std::endl;
   }
@@ -203,7 +228,7 @@ int cmd_xen_lab(int argc, char** argv) {
   desc.add_options()("help,h", "this help")
       ("scenario", po::value(&o.scenario), "the scenario (tools/xen-lab/scenarios/NAME.sh)")
       ("list", po::bool_switch(&list), "list the scenarios")
-      ("timeout", po::value(&o.timeout_s)->default_value(170), "seconds QEMU may run")
+      ("timeout", ranged(&o.timeout_s, 1, limits::kMaxTimeoutS)->default_value(170), "seconds QEMU may run")
       ("cache", po::value(&o.cache), "build cache (default $PVNET_XEN_CACHE, else <build tree>/xen-lab-cache)")
       ("workdir", po::value(&o.workdir), "where the images and serial.log go (default a fresh /tmp folder)")
       ("pvnet", po::value(&o.pvnet), "the pvnet binary put into dom0 and the domUs (default this one)")
@@ -216,12 +241,26 @@ int cmd_xen_lab(int argc, char** argv) {
       std::cerr << "pvnet xen-lab: " << src.error().reason << "\n";
       return 2;
     }
-    for (const auto& e : fs::directory_iterator(*src + "/tools/xen-lab/scenarios"))
+    const std::string dir = *src + "/tools/xen-lab/scenarios";
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec))
       if (e.path().extension() == ".sh") std::cout << e.path().stem().string() << "\n";
+    if (ec) {
+      std::cerr << "pvnet xen-lab: cannot list " << dir << ": " << ec.message() << "\n";
+      return 2;
+    }
     return 0;
   }
   if (o.scenario.empty()) {
     std::cerr << "pvnet xen-lab: --scenario NAME is required\n" << desc;
+    return 2;
+  }
+  if (!plain_scenario_name(o.scenario)) {
+    const bool long_name = o.scenario.size() > kMaxScenarioName;
+    std::cerr << "pvnet xen-lab: --scenario '" << o.scenario.substr(0, kMaxScenarioName) << "'"
+              << (long_name ? "... (" + std::to_string(o.scenario.size()) + " characters)" : "")
+              << " is not a scenario name: letters, digits, '-', '_', '.', at most " << kMaxScenarioName
+              << " characters (pvnet xen-lab --list)\n";
     return 2;
   }
   return run_lab(std::move(o));

@@ -10,6 +10,7 @@
 
 #include "backend/pcap_io.hpp"
 #include "shared-ring/packet_headers.hpp"
+#include "tools/temp_dir.hpp"
 #include "tools/trace_compare.hpp"
 
 namespace fs = std::filesystem;
@@ -99,7 +100,8 @@ std::string csv_row(const PolicyRow& r) {
 
 uint64_t get_u64(const nlohmann::json& j, const char* key) { return j.contains(key) ? j[key].get<uint64_t>() : 0; }
 
-// Removes the directory it made when the comparison ends, whichever way.
+// The comparison's scratch files: in --work-dir if given (kept), else in a TempDir (gone when the comparison
+// ends, whichever way, SIGTERM/SIGINT included).
 class ScratchDir {
  public:
   static Result<ScratchDir> make(const std::string& wanted) {
@@ -107,26 +109,19 @@ class ScratchDir {
       std::error_code ec;
       fs::create_directories(wanted, ec);
       if (ec) return make_error(ec.value(), "cannot create " + wanted + ": " + ec.message());
-      return ScratchDir(wanted, false);
+      return ScratchDir(wanted, TempDir());
     }
-    std::string tmpl = (fs::temp_directory_path() / "pvnet-compare-XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) return make_error(errno, "cannot create a temporary directory in " + tmpl);
-    return ScratchDir(tmpl, true);
-  }
-  ScratchDir(ScratchDir&& o) noexcept : path_(std::move(o.path_)), owned_(std::exchange(o.owned_, false)) {}
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  ScratchDir& operator=(ScratchDir&&) = delete;
-  ~ScratchDir() {
-    std::error_code ec;
-    if (owned_) fs::remove_all(path_, ec);
+    auto t = TempDir::create("pvnet-compare");
+    if (!t) return make_error(t.error().code, "cannot create a temporary directory: " + t.error().reason);
+    std::string path = t->path();
+    return ScratchDir(std::move(path), std::move(t).value());
   }
   const std::string& path() const { return path_; }
 
  private:
-  ScratchDir(std::string p, bool owned) : path_(std::move(p)), owned_(owned) {}
+  ScratchDir(std::string p, TempDir owned) : path_(std::move(p)), owned_(std::move(owned)) {}
   std::string path_;
-  bool owned_;
+  TempDir owned_;
 };
 
 struct TraceJob {

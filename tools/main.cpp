@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   for (auto& c : pvnet::tools::commands()) {
-    if (!std::strcmp(c.name, argv[1])) return c.run(argc - 1, argv + 1);
+    if (!std::strcmp(c.name, argv[1])) return pvnet::tools::run_command(c, argc - 1, argv + 1);
   }
   std::fprintf(stderr, "pvnet: unknown command '%s'\n\n", argv[1]);
   usage(stderr);

@@ -16,6 +16,7 @@
 #include "backend/pcap_io.hpp"
 #include "frontend/netfront_counters.hpp"
 #include "tools/child_process.hpp"
+#include "tools/temp_dir.hpp"
 
 namespace pvnet::tools {
 namespace {
@@ -24,28 +25,6 @@ namespace fs = std::filesystem;
 
 constexpr const char* kDomA = "1";
 constexpr const char* kDomB = "2";
-
-// The socket and the children's JSON live in a private directory, gone when the replay is.
-class TempDir {
- public:
-  static Result<TempDir> create() {
-    const char* base = std::getenv("TMPDIR");
-    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/pvnet-replay-XXXXXX";
-    if (!::mkdtemp(tmpl.data())) return make_error(errno, "mkdtemp " + tmpl + ": " + std::strerror(errno));
-    return TempDir(tmpl);
-  }
-  TempDir(TempDir&& o) noexcept : path_(std::exchange(o.path_, {})) {}
-  TempDir& operator=(TempDir&&) = delete;
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) fs::remove_all(path_, ec);
-  }
-  std::string file(const char* name) const { return path_ + "/" + name; }
-
- private:
-  explicit TempDir(std::string p) : path_(std::move(p)) {}
-  std::string path_;
-};
 
 Result<nlohmann::json> read_json(const std::string& path, const std::string& who) {
   std::ifstream f(path);
@@ -234,7 +213,8 @@ Result<ReplayStats> run_replay_processes(const ReplayOptions& options, const Pro
   if (auto r = PcapReader::open(options.in); !r) return r.error();
   if (options.sink == SinkKind::pcap && options.out.empty())
     return make_error(EINVAL, "--sink pcap needs --out FILE (dom0 writes the frames there)");
-  auto dir = TempDir::create();
+  // The socket and the children's JSON: gone when the replay is, or with a SIGTERM/SIGINT.
+  auto dir = TempDir::create("pvnet-replay");
   if (!dir) return dir.error();
   ProcessReplay r(options, timeouts, std::move(dir).value());
   return r.run();

@@ -195,7 +195,7 @@ Result<std::vector<std::string>> write_charts(const CompareReport& rep, const st
     return make_error(EIO, "gnuplot failed on " + script + " (exit " + std::to_string(*st) + "), see " + d +
                                "gnuplot.log");
   for (auto& p : pngs)
-    if (!fs::exists(p) || fs::file_size(p) == 0) return make_error(EIO, "gnuplot did not draw " + p);
+    if (fs::file_size(p, ec) == 0 || ec) return make_error(EIO, "gnuplot did not draw " + p);
   return pngs;
 }
 

@@ -1,5 +1,6 @@
 #include "tools/trace_sender.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <optional>
 
@@ -46,14 +47,24 @@ TraceSender::TraceSender(Netfront& front, GuestPagePool& pool, SendOptions optio
   });
 }
 
+bool TraceSender::stop_requested() {
+  if (!stats_.stopped && opt_.stop && opt_.stop()) stats_.stopped = true;
+  return stats_.stopped;
+}
+
 Result<void> TraceSender::run(const std::function<size_t()>& poll) {
+  if (auto r = send_all(poll); !r) return r;
+  return drain(poll);
+}
+
+Result<void> TraceSender::send_all(const std::function<size_t()>& poll) {
   uint64_t cookie = 0;
   Progress progress("send " + opt_.trace, 0, opt_.progress);
-  for (uint32_t round = 0; round < opt_.repeat; ++round) {
+  for (uint32_t round = 0; round < opt_.repeat && !stop_requested(); ++round) {
     auto reader = PcapReader::open(opt_.trace);
     if (!reader) return reader.error();
     PcapFrame frame;
-    for (;;) {
+    while (!stop_requested()) {
       auto more = reader->next(frame);
       if (!more) return more.error();
       if (!*more) break;
@@ -72,6 +83,11 @@ Result<void> TraceSender::run(const std::function<size_t()>& poll) {
           break;
         }
         if (poll() == 0 && in_flight_.empty()) return make_error(ENOMEM, "the guest ran out of pages");
+        if (stop_requested()) break;
+      }
+      if (!placed) {
+        stats_.refused["stopped"]++;  // read, never queued: the stop came while it waited for pages
+        break;
       }
       plan.tx.cookie = ++cookie;
       for (;;) {
@@ -82,9 +98,16 @@ Result<void> TraceSender::run(const std::function<size_t()>& poll) {
           placed.reset();
           break;
         }
-        if (st == TxStatus::kNotConnected && !(opt_.await_reconnect && opt_.await_reconnect()))
-          return make_error(ENOTCONN, "netfront lost its connection");
+        if (st == TxStatus::kNotConnected && !(opt_.await_reconnect && opt_.await_reconnect())) {
+          if (!stop_requested()) return make_error(ENOTCONN, "netfront lost its connection");
+          stats_.refused["stopped"]++;
+          return {};
+        }
         poll();  // busy: let the backend make room
+        if (stop_requested()) {
+          stats_.refused["stopped"]++;
+          return {};
+        }
       }
       if (placed) {
         in_flight_.emplace(plan.tx.cookie, std::move(*placed));
@@ -97,13 +120,28 @@ Result<void> TraceSender::run(const std::function<size_t()>& poll) {
     }
   }
   progress.finish();
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(opt_.drain_timeout_s);
+  return {};
+}
+
+Result<void> TraceSender::drain(const std::function<size_t()>& poll) {
+  using Clock = std::chrono::steady_clock;
+  auto deadline_after = [this] {
+    return Clock::now() + (stats_.stopped ? std::chrono::milliseconds(opt_.stop_drain_ms)
+                                          : std::chrono::milliseconds(opt_.drain_timeout_s * 1000LL));
+  };
+  const bool stopped_before = stats_.stopped;
+  auto deadline = deadline_after();
   while (stats_.completed < stats_.queued) {
-    if (poll() == 0 && std::chrono::steady_clock::now() > deadline)
+    if (!stopped_before && stop_requested()) deadline = std::min(deadline, deadline_after());
+    if (poll() == 0 && Clock::now() > deadline) {
+      if (stats_.stopped) return {};  // the rest is counted in flight (queued - completed)
       return make_error(ETIMEDOUT, std::to_string(stats_.queued - stats_.completed) + " frames still in flight " +
                                        std::to_string(opt_.drain_timeout_s) + " s after the last transmit");
-    if (front_.state() != NetfrontState::kConnected && !(opt_.await_reconnect && opt_.await_reconnect()))
+    }
+    if (front_.state() != NetfrontState::kConnected && !(opt_.await_reconnect && opt_.await_reconnect())) {
+      if (stop_requested()) return {};
       return make_error(ENOTCONN, "netfront lost its connection with frames in flight");
+    }
   }
   return {};
 }

@@ -24,6 +24,10 @@ struct SendOptions {
   int drain_timeout_s = 30;
   // While netfront is not Connected: true = wait (poll) for it to reconnect, false = fail. Unset: fail.
   std::function<bool()> await_reconnect;
+  // Asked before each frame (and while waiting for room): true = send no more, wait up to stop_drain_ms for the
+  // frames in flight, and return (not an error). Unset: never.
+  std::function<bool()> stop;
+  int stop_drain_ms = 2000;
 };
 
 struct SendStats {
@@ -33,17 +37,23 @@ struct SendStats {
   uint64_t completed = 0;   // completions received
   uint64_t completed_ok = 0;
   std::map<std::string, uint64_t> refused;  // frames never queued, by reason
+  bool stopped = false;     // SendOptions::stop ended the run early
 };
 
 class TraceSender {
  public:
   TraceSender(Netfront& front, GuestPagePool& pool, SendOptions options);
-  // Sends every frame and waits for every completion. `poll` advances the drivers (and may block briefly when
-  // there is nothing to do); it returns the work done.
+  // Sends every frame (until SendOptions::stop says so) and waits for every completion (after a stop: for at most
+  // stop_drain_ms; what is still in flight is queued - completed). `poll` advances the drivers (and may block
+  // briefly when there is nothing to do); it returns the work done.
   Result<void> run(const std::function<size_t()>& poll);
   const SendStats& stats() const { return stats_; }
 
  private:
+  Result<void> send_all(const std::function<size_t()>& poll);
+  Result<void> drain(const std::function<size_t()>& poll);
+  bool stop_requested();
+
   Netfront& front_;
   GuestPagePool& pool_;
   SendOptions opt_;

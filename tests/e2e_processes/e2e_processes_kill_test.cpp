@@ -92,6 +92,47 @@ TEST(ProcessesKill, ForwardingGuestKilledReleasesTheDestinationsQueueToo) {
   EXPECT_TRUE(jb.at("leaks").at("closed").get<bool>());
 }
 
+// SIGTERM while sending: the sender stops sending, waits briefly for what is in flight, writes its JSON and closes
+// its vif (before, it ignored the signal and sent every --repeat round).
+TEST(ProcessesKill, SenderStoppedMidStreamStopsSendingWritesItsJsonAndClosesItsVif) {
+  const fs::path sock = scratch("stop.sock"), be_json = scratch("stop-backend.json"), a_json = scratch("stop-a.json");
+  fs::remove(sock);
+  fs::remove(a_json);
+  auto be = start_pvnet({"backend", "--socket", sock, "--sink", "null", "--frontends", "1", "--json", be_json},
+                        "backend", "ready");
+  ASSERT_TRUE(be);
+  auto a = start_pvnet({"frontend", "--socket", sock, "--domid", "1", "--tx", kTrace, "--repeat", "100000", "--json",
+                        a_json},
+                       "frontend A", "connected");
+  ASSERT_TRUE(a);
+  std::this_thread::sleep_for(Ms(300));
+  ASSERT_TRUE(a->running()) << "the stream should still be going (" << a->status_text() << ")";
+  ASSERT_TRUE(a->signal(SIGTERM).ok());
+  auto said = a->wait_for_line("stopped", Ms(10'000));
+  EXPECT_TRUE(said.ok()) << (said.ok() ? "" : said.error().reason);
+  auto st = a->wait(Ms(10'000));
+  ASSERT_TRUE(st.ok()) << "still sending 10 s after SIGTERM";
+  EXPECT_EQ(*st, 0);
+
+  nlohmann::json j = read_json(a_json);
+  EXPECT_TRUE(j.value("stopped", false)) << j.dump().substr(0, 300);
+  EXPECT_GT(u(j, "queued"), 0u);
+  EXPECT_EQ(u(j, "queued"), u(j, "completed") + u(j, "in_flight_at_stop"));
+  EXPECT_EQ(j.value("state_at_exit", ""), "Closed");
+  for (auto& [k, v] : j.at("leaks").items()) {
+    if (k == "closed")
+      EXPECT_TRUE(v.get<bool>());
+    else
+      EXPECT_EQ(v.get<uint64_t>(), 0u) << k;
+  }
+  ASSERT_TRUE(be->wait_for_line("removed vif1.0", Ms(10'000)).ok());
+  ASSERT_TRUE(be->signal(SIGTERM).ok());
+  ASSERT_TRUE(be->wait(Ms(10'000)).ok());
+  nlohmann::json b = read_json(be_json);
+  // What the backend took off the ring is what the sender queued (none of it lost unanswered).
+  EXPECT_EQ(u(b.at("backend"), "packets_in"), u(j, "completed"));
+}
+
 TEST(ProcessesKill, BackendKilledMidStreamTheFrontendSaysSo) {
   const fs::path sock = scratch("kill3.sock");
   fs::remove(sock);
