@@ -79,7 +79,7 @@ std::vector<BadNumber> bad_numbers() {
       {with(backend, {"--credit-packets", "0x10"}), "--credit-packets", "0..18446744073709551615"},
       {with(backend, {"--tap-for", "0"}), "--tap-for", "1..32751"},
       {with(hypervisor, {"--dom0-mem", "-1"}), "--dom0-mem", "4096..68719476736"},
-      {with(hypervisor, {"--dom0-grants", "0"}), "--dom0-grants", "9..1048576"},
+      {with(hypervisor, {"--dom0-grants", "0"}), "--dom0-grants", "9..32768"},
       {{"bench", "--runs", "0"}, "--runs", "1..1000"},
       {{"bench", "--seconds", "nan"}, "--seconds", "0..600"},
       {{"bench", "--seconds", "-1"}, "--seconds", "0..600"},
