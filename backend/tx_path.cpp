@@ -124,9 +124,10 @@ size_t Backend::tx_action() {
         }
         rest += p.size;
       }
-      if (why.empty() && rest > first.size)
-        why = "Invalid tx request: first size " + std::to_string(first.size) + " < rest " + std::to_string(rest);
-      const uint32_t first_len = why.empty() ? first.size - rest : 0;
+      // A first size smaller than the rest is what buggy frontends send: Linux netback drops the packet and keeps
+      // the vif (drop_err in xenvif_count_requests), and so does pvnet (docs/protocol.md 4).
+      const bool first_too_small = rest > first.size;
+      const uint32_t first_len = why.empty() && !first_too_small ? first.size - rest : 0;
       if (why.empty() && uint32_t{first.offset} + first_len > kPageSize)
         why = "Cross page boundary, txp->offset: " + std::to_string(first.offset) +
               ", size: " + std::to_string(first_len);
@@ -216,6 +217,9 @@ size_t Backend::tx_action() {
       } else if (pieces.size() + 1 > kMaxSlotsPerPacket) {
         b.drop_status = netif::rsp::error;
         b.drop_reason = "too_many_slots";
+      } else if (first_too_small) {
+        b.drop_status = netif::rsp::error;
+        b.drop_reason = "first_size_smaller_than_rest";
       } else if (first.size < kEthHdrLen) {
         b.drop_status = netif::rsp::error;
         b.drop_reason = "runt";

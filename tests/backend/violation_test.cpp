@@ -12,12 +12,6 @@ using Reqs = std::vector<netif::TxRequest>;
 
 const Violation kViolations[] = {
     {"piece_crosses_page", violation::piece_crosses_page(1000, 3500)},  // 958 bytes from 3500 run past the page
-    {"first_size_smaller_than_rest",
-     [](ScriptedFrontend& fe) {
-       auto r = fe.build(make_frame(1000), true, 42);
-       r[0].size = 500;
-       return r;
-     }},
     {"too_many_slots", violation::too_many_pieces(21, 60)},
     {"unknown_extra_type",
      [](ScriptedFrontend& fe) {

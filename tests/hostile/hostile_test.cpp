@@ -121,6 +121,30 @@ TEST(Hostile, NineteenPiecesAreDroppedNotFatal) {
   pair.expect_unharmed("19 pieces");
 }
 
+// A first size smaller than the rest of the chain (what buggy frontends send): dropped with an error, counted, the
+// vif stays up, as Linux netback's drop_err in xenvif_count_requests (until #13 this disabled the vif).
+TEST(Hostile, FirstSizeSmallerThanTheRestIsDroppedNotFatal) {
+  Scene s;
+  auto& [h, bad, vbad, pair] = s;
+  auto r = bad.build(make_frame(1000), true, 42);
+  ASSERT_GT(r.size(), 1u);
+  r[0].size = 500;
+  bad.push_raw(r);
+  pair.send();
+  h.be->poll_until_idle();
+  auto rsps = bad.tx_responses();
+  ASSERT_EQ(rsps.size(), r.size());
+  for (const auto& x : rsps) EXPECT_EQ(x.status, netif::rsp::error);
+  EXPECT_EQ(h.be->counters(vbad).dropped["first_size_smaller_than_rest"], 1u);
+  EXPECT_FALSE(h.be->disabled(vbad));
+  bad.send(make_frame(200), 42);  // the vif still carries traffic
+  h.be->poll_until_idle();
+  auto after = bad.tx_responses();
+  ASSERT_FALSE(after.empty());
+  for (const auto& x : after) EXPECT_EQ(x.status, netif::rsp::okay);
+  pair.expect_unharmed("first size smaller than the rest");
+}
+
 // ---- double fetch: the guest rewrites what it posted --------------------------------------------------------------
 
 // The header is copied out of the slot in the poll that takes the packet; a rewrite after that (the packet still
