@@ -8,8 +8,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <iterator>
 #include <cerrno>
+#include <iterator>
 #include <mutex>
 #include <string>
 
@@ -66,7 +66,9 @@ uint32_t undo_field(uint64_t undo, int i) { return static_cast<uint32_t>(undo >>
 
 // One pin or unpin on an active entry by this process: the entry's lock, and the journal (crash consistency,
 // ActiveEntry). The journal is written, then armed, before anything changes; disarmed when all is done, before the
-// lock is let go. Pin counts never exceed kMaxPins, so 16 bits each hold them.
+// lock is let go. Pin counts never exceed kMaxPins, so 16 bits each hold them. Only a pinner with a ledger (a
+// SimServer client) can die apart from the hypervisor and be recovered; one without (the hypervisor's own
+// process, one-process runs) takes every pin with it when it dies, so it keeps no journal.
 class EntryOp {
  public:
   EntryOp(const SimDomain& dom, GrantRef ref, bool pin)
@@ -74,13 +76,14 @@ class EntryOp {
     uint32_t* l = dom.pin_ledger();
     ledger_ = l ? l + 2 * size_t{ref.value} : nullptr;
     crash_point(pin ? CrashPoint::pin_locked : CrashPoint::unpin_locked);
-    a_->undo = pack_undo(a_->pin_read, a_->pin_write, ledger_ ? ledger_[0] : 0, ledger_ ? ledger_[1] : 0);
+    if (!ledger_) return;
+    a_->undo = pack_undo(a_->pin_read, a_->pin_write, ledger_[0], ledger_[1]);
     crash_point(pin ? CrashPoint::pin_journaled : CrashPoint::unpin_journaled);
     __atomic_store_n(&a_->undo_armed, uint16_t{1}, __ATOMIC_RELEASE);
     crash_point(pin ? CrashPoint::pin_armed : CrashPoint::unpin_armed);
   }
   ~EntryOp() {
-    __atomic_store_n(&a_->undo_armed, uint16_t{0}, __ATOMIC_RELEASE);
+    if (ledger_) __atomic_store_n(&a_->undo_armed, uint16_t{0}, __ATOMIC_RELEASE);
     crash_point(pin_ ? CrashPoint::pin_disarmed : CrashPoint::unpin_disarmed);
   }
   EntryOp(const EntryOp&) = delete;
