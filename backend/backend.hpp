@@ -23,7 +23,7 @@
 #include "backend/sink.hpp"
 #include "backend/toolstack.hpp"
 #include "backend/tx_packet.hpp"
-#include "grant-sim/platform.hpp"
+#include "grant-sim/platform/platform.hpp"
 
 namespace pvnet {
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <nlohmann/json_fwd.hpp>
 
-#include "grant-sim/counters.hpp"
+#include "grant-sim/platform/counters.hpp"
 
 namespace pvnet {
 

@@ -5,7 +5,7 @@
 
 #include "backend/policy_auto.hpp"
 #include "backend/policy_fixed.hpp"
-#include "grant-sim/lazy_window.hpp"
+#include "grant-sim/platform/lazy_window.hpp"
 
 namespace pvnet {
 

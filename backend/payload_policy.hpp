@@ -20,9 +20,9 @@
 #include <vector>
 
 #include "backend/tx_packet.hpp"
-#include "grant-sim/grant_mapper.hpp"
-#include "grant-sim/lazy_window.hpp"
-#include "grant-sim/platform.hpp"
+#include "grant-sim/platform/grant_mapper.hpp"
+#include "grant-sim/platform/lazy_window.hpp"
+#include "grant-sim/platform/platform.hpp"
 #include "shared-ring/result.hpp"
 
 namespace pvnet {

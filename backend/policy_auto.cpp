@@ -6,7 +6,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "grant-sim/lazy_window.hpp"
+#include "grant-sim/platform/lazy_window.hpp"
 
 namespace pvnet {
 

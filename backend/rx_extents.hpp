@@ -7,7 +7,7 @@
 #include <deque>
 #include <optional>
 
-#include "grant-sim/grant_mapper.hpp"
+#include "grant-sim/platform/grant_mapper.hpp"
 #include "shared-ring/netif.hpp"
 
 namespace pvnet {

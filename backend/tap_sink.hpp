@@ -23,7 +23,7 @@
 
 #include "backend/backend.hpp"
 #include "backend/sink.hpp"
-#include "grant-sim/unique_fd.hpp"
+#include "grant-sim/platform/unique_fd.hpp"
 #include "shared-ring/packet_headers.hpp"
 
 namespace pvnet {

@@ -4,7 +4,7 @@
 
 // xs_set_permissions has no place in the Store interface yet; the simulator (and the Xen store) offer it as a free
 // function over any Store they made (ENOTSUP on another kind). Only this file uses it.
-#include "grant-sim/sim_store.hpp"
+#include "grant-sim/sim/sim_store.hpp"
 
 namespace pvnet {
 

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "grant-sim/store.hpp"
+#include "grant-sim/platform/store.hpp"
 #include "shared-ring/ids.hpp"
 
 namespace pvnet {

@@ -16,7 +16,7 @@
 
 #include "frontend/netfront_counters.hpp"
 #include "frontend/page_pool.hpp"
-#include "grant-sim/platform.hpp"
+#include "grant-sim/platform/platform.hpp"
 #include "shared-ring/header_slots.hpp"
 #include "shared-ring/netif.hpp"
 

@@ -9,7 +9,7 @@
 #include <span>
 #include <vector>
 
-#include "grant-sim/guest_memory.hpp"
+#include "grant-sim/platform/guest_memory.hpp"
 #include "shared-ring/ids.hpp"
 #include "shared-ring/result.hpp"
 

@@ -32,8 +32,8 @@
 #include "frontend/page_pool.hpp"
 #include "frontend/vhost_user.hpp"
 #include "frontend/virtqueue.hpp"
-#include "grant-sim/domain_shm.hpp"
-#include "grant-sim/platform.hpp"
+#include "grant-sim/sim/domain_shm.hpp"
+#include "grant-sim/platform/platform.hpp"
 
 namespace pvnet {
 

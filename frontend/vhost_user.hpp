@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "grant-sim/unique_fd.hpp"
+#include "grant-sim/platform/unique_fd.hpp"
 #include "shared-ring/result.hpp"
 
 namespace pvnet::vhost {

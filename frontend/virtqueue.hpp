@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "frontend/vhost_user.hpp"
-#include "grant-sim/unique_fd.hpp"
+#include "grant-sim/platform/unique_fd.hpp"
 #include "shared-ring/result.hpp"
 
 namespace pvnet::vhost {

@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "grant-sim/unique_fd.hpp"
+#include "grant-sim/platform/unique_fd.hpp"
 #include "shared-ring/result.hpp"
 
 namespace pvnet::tools {

@@ -10,9 +10,9 @@
 #include <iostream>
 #include <string>
 
-#include "grant-sim/sim_grant_table.hpp"
-#include "grant-sim/sim_hypervisor.hpp"
-#include "grant-sim/sim_server.hpp"
+#include "grant-sim/sim/sim_grant_table.hpp"
+#include "grant-sim/sim/sim_hypervisor.hpp"
+#include "grant-sim/sim/sim_server.hpp"
 #include "tools/command.hpp"
 #include "tools/options.hpp"
 

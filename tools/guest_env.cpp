@@ -17,7 +17,7 @@
 #include <sstream>
 #include <thread>
 
-#include "grant-sim/unique_fd.hpp"
+#include "grant-sim/platform/unique_fd.hpp"
 #include "tools/child_process.hpp"
 
 namespace pvnet::tools {

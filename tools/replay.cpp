@@ -10,7 +10,7 @@
 #include "backend/vif_sink.hpp"
 #include "frontend/netfront.hpp"
 #include "frontend/page_pool.hpp"
-#include "grant-sim/sim_hypervisor.hpp"
+#include "grant-sim/sim/sim_hypervisor.hpp"
 #include "shared-ring/packet_headers.hpp"
 #include "tools/trace_sender.hpp"
 #include "tools/traffic_window.hpp"

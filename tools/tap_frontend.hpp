@@ -24,7 +24,7 @@
 #include "backend/tap_sink.hpp"
 #include "frontend/netfront.hpp"
 #include "frontend/page_pool.hpp"
-#include "grant-sim/unique_fd.hpp"
+#include "grant-sim/platform/unique_fd.hpp"
 #include "shared-ring/result.hpp"
 
 namespace pvnet::tools {

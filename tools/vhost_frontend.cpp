@@ -22,7 +22,7 @@
 
 #include "backend/pcap_io.hpp"
 #include "frontend/vhost_net_bridge.hpp"
-#include "grant-sim/sim_client.hpp"
+#include "grant-sim/sim/sim_client.hpp"
 #include "tools/json_file.hpp"
 
 namespace pvnet::tools {

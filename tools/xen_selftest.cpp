@@ -6,12 +6,12 @@
 #include <optional>
 #include <ostream>
 
-#include "grant-sim/lazy_window.hpp"
-#include "grant-sim/sim_hypervisor.hpp"
-#include "grant-sim/xen_grant_mapper.hpp"
-#include "grant-sim/xen_grant_table.hpp"
-#include "grant-sim/xen_platform.hpp"
-#include "grant-sim/xen_store.hpp"
+#include "grant-sim/platform/lazy_window.hpp"
+#include "grant-sim/sim/sim_hypervisor.hpp"
+#include "grant-sim/xen/xen_grant_mapper.hpp"
+#include "grant-sim/xen/xen_grant_table.hpp"
+#include "grant-sim/xen/xen_platform.hpp"
+#include "grant-sim/xen/xen_store.hpp"
 
 namespace pvnet::tools {
 namespace {

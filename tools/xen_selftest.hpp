@@ -11,7 +11,7 @@
 #include <span>
 #include <string>
 #include <vector>
-#include "grant-sim/grant_mapper.hpp"
+#include "grant-sim/platform/grant_mapper.hpp"
 #include "shared-ring/result.hpp"
 
 namespace pvnet::tools {

@@ -12,11 +12,11 @@
 #include <map>
 #include <vector>
 
-#include "grant-sim/domain_shm.hpp"
-#include "grant-sim/lazy_window.hpp"
-#include "grant-sim/lazy_window_uffd.hpp"
-#include "grant-sim/sim_domain.hpp"
-#include "grant-sim/sim_mapper.hpp"
+#include "grant-sim/sim/domain_shm.hpp"
+#include "grant-sim/platform/lazy_window.hpp"
+#include "grant-sim/sim/lazy_window_uffd.hpp"
+#include "grant-sim/sim/sim_domain.hpp"
+#include "grant-sim/sim/sim_mapper.hpp"
 
 namespace pvnet {
 namespace {

@@ -10,7 +10,7 @@
 #include "backend/backend.hpp"
 #include "frontend/netfront.hpp"
 #include "frontend/page_pool.hpp"
-#include "grant-sim/sim_hypervisor.hpp"
+#include "grant-sim/sim/sim_hypervisor.hpp"
 
 namespace pvnet::test {
 namespace {

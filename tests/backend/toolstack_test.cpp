@@ -8,7 +8,7 @@
 
 #include "backend/backend.hpp"
 #include "backend/toolstack.hpp"
-#include "grant-sim/sim_hypervisor.hpp"
+#include "grant-sim/sim/sim_hypervisor.hpp"
 
 namespace pvnet::test {
 namespace {

@@ -10,8 +10,8 @@
 #include "backend/null_sink.hpp"
 #include "frontend/netfront.hpp"
 #include "frontend/page_pool.hpp"
-#include "grant-sim/sim_hypervisor.hpp"
-#include "grant-sim/sim_mapper.hpp"
+#include "grant-sim/sim/sim_hypervisor.hpp"
+#include "grant-sim/sim/sim_mapper.hpp"
 #include "tests/backend/scripted_frontend.hpp"
 
 namespace pvnet::test {

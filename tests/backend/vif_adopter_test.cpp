@@ -13,7 +13,7 @@
 #include "backend/vif_adopter.hpp"
 #include "frontend/netfront.hpp"
 #include "frontend/page_pool.hpp"
-#include "grant-sim/sim_hypervisor.hpp"
+#include "grant-sim/sim/sim_hypervisor.hpp"
 
 namespace pvnet::test {
 namespace {

@@ -6,7 +6,7 @@
 
 #include "frontend/netfront.hpp"
 #include "frontend/page_pool.hpp"
-#include "grant-sim/sim_hypervisor.hpp"
+#include "grant-sim/sim/sim_hypervisor.hpp"
 #include "tests/frontend/frames.hpp"
 #include "tests/frontend/scripted_backend.hpp"
 

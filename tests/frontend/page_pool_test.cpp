@@ -4,7 +4,7 @@
 #include <set>
 
 #include "frontend/page_pool.hpp"
-#include "grant-sim/sim_hypervisor.hpp"
+#include "grant-sim/sim/sim_hypervisor.hpp"
 #include "tests/frontend/frames.hpp"
 
 namespace pvnet::test {

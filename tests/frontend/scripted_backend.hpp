@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "backend/toolstack.hpp"
-#include "grant-sim/platform.hpp"
-#include "grant-sim/sim_hypervisor.hpp"
+#include "grant-sim/platform/platform.hpp"
+#include "grant-sim/sim/sim_hypervisor.hpp"
 #include "shared-ring/netif.hpp"
 
 namespace pvnet::test {

@@ -9,8 +9,8 @@
 
 #include "backend/backend.hpp"
 #include "backend/null_sink.hpp"
-#include "grant-sim/sim_hypervisor.hpp"
-#include "grant-sim/sim_mapper.hpp"
+#include "grant-sim/sim/sim_hypervisor.hpp"
+#include "grant-sim/sim/sim_mapper.hpp"
 #include "tests/backend/scripted_frontend.hpp"
 #include "tests/fuzz/fuzz_input.hpp"
 

@@ -1,4 +1,4 @@
-// libFuzzer target: a hostile guest speaking the hypervisor socket's protocol (grant-sim/sim_wire.hpp) itself,
+// libFuzzer target: a hostile guest speaking the hypervisor socket's protocol (grant-sim/sim/sim_wire.hpp) itself,
 // with real fds (docs/fuzzing.md, "fuzz_hvsock"; docs/security.md, "The simulator's trust model"). Up to four
 // raw connections on the guest socket say hello in any mode for any domain, adopt "RAM" of any shape (memfds of odd
 // sizes, sealed or not, truncated later, pipes, eventfds, /dev/null, the socket itself), send any request with any
@@ -25,11 +25,11 @@
 #include <thread>
 #include <vector>
 
-#include "grant-sim/sim_client.hpp"
-#include "grant-sim/sim_grant_table.hpp"
-#include "grant-sim/sim_hypervisor.hpp"
-#include "grant-sim/sim_server.hpp"
-#include "grant-sim/sim_wire.hpp"
+#include "grant-sim/sim/sim_client.hpp"
+#include "grant-sim/sim/sim_grant_table.hpp"
+#include "grant-sim/sim/sim_hypervisor.hpp"
+#include "grant-sim/sim/sim_server.hpp"
+#include "grant-sim/sim/sim_wire.hpp"
 #include "tests/fuzz/fuzz_input.hpp"
 #include "tests/fuzz/hvsock_actions.hpp"
 

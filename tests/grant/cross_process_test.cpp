@@ -4,7 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "grant-sim/lazy_window_uffd.hpp"
+#include "grant-sim/sim/lazy_window_uffd.hpp"
 #include "tests/grant/grant_fixture.hpp"
 
 namespace pvnet::test {

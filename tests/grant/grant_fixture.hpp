@@ -7,10 +7,10 @@
 #include <map>
 #include <memory>
 
-#include "grant-sim/domain_shm.hpp"
-#include "grant-sim/sim_domain.hpp"
-#include "grant-sim/sim_grant_table.hpp"
-#include "grant-sim/sim_mapper.hpp"
+#include "grant-sim/sim/domain_shm.hpp"
+#include "grant-sim/sim/sim_domain.hpp"
+#include "grant-sim/sim/sim_grant_table.hpp"
+#include "grant-sim/sim/sim_mapper.hpp"
 
 namespace pvnet::test {
 

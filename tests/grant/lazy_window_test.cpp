@@ -7,7 +7,7 @@
 #include <csignal>
 #include <thread>
 
-#include "grant-sim/lazy_window_uffd.hpp"
+#include "grant-sim/sim/lazy_window_uffd.hpp"
 #include "tests/grant/grant_fixture.hpp"
 
 namespace pvnet::test {

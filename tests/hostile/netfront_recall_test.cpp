@@ -13,7 +13,7 @@
 #include "backend/vif_sink.hpp"
 #include "frontend/netfront.hpp"
 #include "frontend/page_pool.hpp"
-#include "grant-sim/sim_hypervisor.hpp"
+#include "grant-sim/sim/sim_hypervisor.hpp"
 #include "tests/backend/scripted_frontend.hpp"
 
 namespace pvnet::test {

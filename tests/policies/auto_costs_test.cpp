@@ -7,7 +7,7 @@
 
 #include "backend/backend.hpp"
 #include "backend/policy_auto.hpp"
-#include "grant-sim/sim_hypervisor.hpp"
+#include "grant-sim/sim/sim_hypervisor.hpp"
 
 namespace pvnet {
 namespace {

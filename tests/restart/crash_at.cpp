@@ -8,7 +8,7 @@
 #include <cstring>
 #include <string>
 
-#include "grant-sim/sim_grant_table.hpp"
+#include "grant-sim/sim/sim_grant_table.hpp"
 
 namespace {
 

@@ -18,11 +18,11 @@
 #include <string>
 #include <vector>
 
-#include "grant-sim/lazy_window.hpp"
-#include "grant-sim/sim_client.hpp"
-#include "grant-sim/sim_grant_table.hpp"
-#include "grant-sim/sim_hypervisor.hpp"
-#include "grant-sim/sim_server.hpp"
+#include "grant-sim/platform/lazy_window.hpp"
+#include "grant-sim/sim/sim_client.hpp"
+#include "grant-sim/sim/sim_grant_table.hpp"
+#include "grant-sim/sim/sim_hypervisor.hpp"
+#include "grant-sim/sim/sim_server.hpp"
 
 namespace pvnet {
 namespace {

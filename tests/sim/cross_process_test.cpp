@@ -11,9 +11,9 @@
 #include <cstring>
 #include <functional>
 
-#include "grant-sim/sim_client.hpp"
-#include "grant-sim/sim_server.hpp"
-#include "grant-sim/sim_wire.hpp"
+#include "grant-sim/sim/sim_client.hpp"
+#include "grant-sim/sim/sim_server.hpp"
+#include "grant-sim/sim/sim_wire.hpp"
 
 namespace pvnet {
 namespace {

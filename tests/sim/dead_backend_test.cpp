@@ -13,10 +13,10 @@
 #include <mutex>
 #include <thread>
 
-#include "grant-sim/lazy_window.hpp"
-#include "grant-sim/sim_client.hpp"
-#include "grant-sim/sim_hypervisor.hpp"
-#include "grant-sim/sim_server.hpp"
+#include "grant-sim/platform/lazy_window.hpp"
+#include "grant-sim/sim/sim_client.hpp"
+#include "grant-sim/sim/sim_hypervisor.hpp"
+#include "grant-sim/sim/sim_server.hpp"
 
 namespace pvnet {
 namespace {

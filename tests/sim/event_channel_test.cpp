@@ -5,7 +5,7 @@
 #include <chrono>
 #include <cstdio>
 
-#include "grant-sim/sim_event_channel.hpp"
+#include "grant-sim/sim/sim_event_channel.hpp"
 
 namespace pvnet {
 namespace {

@@ -1,4 +1,4 @@
-// A hostile guest that speaks the hypervisor socket's protocol (grant-sim/sim_wire.hpp) itself instead of through
+// A hostile guest that speaks the hypervisor socket's protocol (grant-sim/sim/sim_wire.hpp) itself instead of through
 // `pvnet frontend` (docs/security.md, "The simulator's trust model"). Each test is one thing such a client did to
 // the server before it enforced roles (issue 21) and checks it is refused, with dom0's own paths still working.
 #include <fcntl.h>
@@ -15,11 +15,11 @@
 #include <string>
 #include <vector>
 
-#include "grant-sim/sim_client.hpp"
-#include "grant-sim/sim_domain.hpp"
-#include "grant-sim/sim_hypervisor.hpp"
-#include "grant-sim/sim_server.hpp"
-#include "grant-sim/sim_wire.hpp"
+#include "grant-sim/sim/sim_client.hpp"
+#include "grant-sim/sim/sim_domain.hpp"
+#include "grant-sim/sim/sim_hypervisor.hpp"
+#include "grant-sim/sim/sim_server.hpp"
+#include "grant-sim/sim/sim_wire.hpp"
 
 namespace pvnet {
 namespace {

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "grant-sim/sim_hypervisor.hpp"
+#include "grant-sim/sim/sim_hypervisor.hpp"
 
 namespace pvnet {
 namespace {

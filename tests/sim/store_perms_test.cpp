@@ -11,8 +11,8 @@
 #include "backend/toolstack.hpp"
 #include "frontend/netfront.hpp"
 #include "frontend/page_pool.hpp"
-#include "grant-sim/sim_hypervisor.hpp"
-#include "grant-sim/sim_store.hpp"
+#include "grant-sim/sim/sim_hypervisor.hpp"
+#include "grant-sim/sim/sim_store.hpp"
 
 namespace pvnet {
 namespace {

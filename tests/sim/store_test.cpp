@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "grant-sim/sim_store.hpp"
+#include "grant-sim/sim/sim_store.hpp"
 
 namespace pvnet {
 namespace {

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "grant-sim/counters.hpp"
+#include "grant-sim/platform/counters.hpp"
 #include "shared-ring/ids.hpp"
 #include "shared-ring/result.hpp"
 

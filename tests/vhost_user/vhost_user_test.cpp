@@ -14,7 +14,7 @@
 
 #include "backend/backend.hpp"
 #include "backend/vif_sink.hpp"
-#include "grant-sim/sim_hypervisor.hpp"
+#include "grant-sim/sim/sim_hypervisor.hpp"
 #include "shared-ring/packet_headers.hpp"
 #include "tests/frontend/frames.hpp"
 #include "tests/vhost_user/fake_qemu.hpp"

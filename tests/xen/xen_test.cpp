@@ -14,11 +14,11 @@
 #include <utility>
 #include <vector>
 
-#include "grant-sim/xen_event_channel.hpp"
-#include "grant-sim/xen_grant_mapper.hpp"
-#include "grant-sim/xen_grant_table.hpp"
-#include "grant-sim/xen_platform.hpp"
-#include "grant-sim/xen_store.hpp"
+#include "grant-sim/xen/xen_event_channel.hpp"
+#include "grant-sim/xen/xen_grant_mapper.hpp"
+#include "grant-sim/xen/xen_grant_table.hpp"
+#include "grant-sim/xen/xen_platform.hpp"
+#include "grant-sim/xen/xen_store.hpp"
 #include "tools/xen_selftest.hpp"
 
 namespace pvnet {

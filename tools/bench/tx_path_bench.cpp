@@ -16,7 +16,7 @@
 #include "backend/null_sink.hpp"
 #include "frontend/netfront.hpp"
 #include "frontend/page_pool.hpp"
-#include "grant-sim/sim_hypervisor.hpp"
+#include "grant-sim/sim/sim_hypervisor.hpp"
 #include "tools/bench_frames.hpp"
 
 namespace pvnet {
