@@ -2,9 +2,7 @@
 
 #include <cerrno>
 
-// xs_set_permissions has no place in the Store interface yet; the simulator (and the Xen store) offer it as a free
-// function over any Store they made (ENOTSUP on another kind). Only this file uses it.
-#include "grant-sim/sim/sim_store.hpp"
+#include "grant-sim/platform/store.hpp"
 
 namespace pvnet {
 
@@ -23,10 +21,12 @@ Result<VifPaths> toolstack_create_vif(Store& store, DomId backend, DomId fronten
   // backend `n<B> r<F>`); nodes written below them inherit that. Without r<F> Linux's netfront cannot read the
   // backend's path at probe ("unable to read other end ... missing or inaccessible").
   if (auto r = store.write(p.frontend, ""); !r) return r.error();
-  if (auto r = set_perms(store, p.frontend, NodePerms{frontend, {}, {backend}}); !r && r.error().code != ENOTSUP)
+  if (auto r = store.set_permissions(p.frontend, NodePerms{frontend, {}, {backend}});
+      !r && r.error().code != ENOTSUP)
     return r.error();
   if (auto r = store.write(p.backend, ""); !r) return r.error();
-  if (auto r = set_perms(store, p.backend, NodePerms{backend, {}, {frontend}}); !r && r.error().code != ENOTSUP)
+  if (auto r = store.set_permissions(p.backend, NodePerms{backend, {}, {frontend}});
+      !r && r.error().code != ENOTSUP)
     return r.error();
   struct Kv {
     std::string path;

@@ -7,6 +7,9 @@ tools/setup.sh --asan
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allow_user_segv_handler=1:handle_segv=0:handle_sigbus=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 status=0
+# The layers (docs/architecture.md): a file that includes a header of a layer it may not see fails the run.
+echo "== layers (tools/ci/check-layers.py) =="
+python3 tools/ci/check-layers.py "$top" || status=1
 echo "== tests (RelWithDebInfo) =="
 ctest --test-dir build --output-on-failure -j 2 --timeout 600 || status=1
 echo "== tests (AddressSanitizer + UndefinedBehaviorSanitizer) =="

@@ -47,4 +47,12 @@ Result<void> Store::switch_state(std::string_view dir, XenbusState s) {
   return write_int(std::string(dir) + "/state", static_cast<int>(s));
 }
 
+Result<void> Store::set_permissions(std::string_view, const NodePerms&) {
+  return make_error(ENOTSUP, "set_permissions: this store has no permissions");
+}
+
+Result<NodePerms> Store::get_permissions(std::string_view) {
+  return make_error(ENOTSUP, "get_permissions: this store has no permissions");
+}
+
 }  // namespace pvnet

@@ -25,6 +25,15 @@ enum class XenbusState : int {
 };
 const char* to_string(XenbusState s);
 
+// xenstore's permission list (xenstore-chmod's "n<owner> b<id>... r<id>..."): the owner may read, write and change
+// the permissions; every other domain may do nothing unless listed; dom0 may do anything.
+struct NodePerms {
+  DomId owner;                      // may read and write, and may change the permissions
+  std::vector<DomId> writers;       // may also read and write ("b")
+  std::vector<DomId> readers = {};  // may read, not write ("r"); the initializer keeps NodePerms{o, {w}} valid
+  bool operator==(const NodePerms&) const = default;
+};
+
 struct WatchEvent {
   std::string path;   // the path that changed (at or below the watched path)
   std::string token;  // the token given to watch()
@@ -45,6 +54,10 @@ class Store {
   virtual std::vector<WatchEvent> read_watches() = 0;  // drain, non-blocking
   // Block until a watch fires or timeout_ms passes. Returns the drained events.
   virtual std::vector<WatchEvent> wait_watches(int timeout_ms) = 0;
+  // xs_set_permissions / xs_get_permissions: what a toolstack needs beyond reads and writes. A store without
+  // permissions fails them with ENOTSUP (the default).
+  virtual Result<void> set_permissions(std::string_view path, const NodePerms& perms);
+  virtual Result<NodePerms> get_permissions(std::string_view path);
 
   // Helpers over the primitives above.
   std::optional<std::string> read_opt(std::string_view path);

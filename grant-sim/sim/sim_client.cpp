@@ -59,7 +59,7 @@ class Connection {
 
 Error malformed(const char* what) { return make_error(EPROTO, std::string("sim client: malformed reply to ") + what); }
 
-class ClientStore final : public SimStoreAccess {
+class ClientStore final : public Store {
  public:
   ClientStore(std::shared_ptr<Connection> c, DomId self, UniqueFd watch_fd)
       : conn_(std::move(c)), self_(self), watch_fd_(std::move(watch_fd)) {}
@@ -114,13 +114,13 @@ class ClientStore final : public SimStoreAccess {
     wait_readable(watch_fd_.get(), timeout_ms);
     return read_watches();
   }
-  Result<void> set_perms(std::string_view path, const NodePerms& perms) override {
+  Result<void> set_permissions(std::string_view path, const NodePerms& perms) override {
     WireWriter w = request(WireOp::store_set_perms);
     w.str(path);
     wire_put_perms(w, perms);
     return conn_->call_void(w);
   }
-  Result<NodePerms> get_perms(std::string_view path) override {
+  Result<NodePerms> get_permissions(std::string_view path) override {
     auto r = conn_->call(request(WireOp::store_get_perms).str(path));
     if (!r) return r.error();
     NodePerms p = wire_get_perms(*r);

@@ -6,17 +6,10 @@
 #include <memory>
 #include <mutex>
 #include <vector>
+#include "grant-sim/platform/atomic_grant_counters.hpp"
 #include "grant-sim/sim/sim_grant_table.hpp"
 
 namespace pvnet::sim {
-
-// GrantCounters as atomics, so lazy-window fault handlers (signal context, any thread) can count lock-free.
-struct AtomicGrantCounters {
-  std::atomic<uint64_t> hypercalls{0}, map_ops{0}, pages_mapped{0}, pages_unmapped{0}, tlb_shootdowns{0},
-      faults{0}, fault_errors{0}, copy_ops{0}, grant_copy_bytes{0}, failed_ops{0};
-  static_assert(std::atomic<uint64_t>::is_always_lock_free);
-  GrantCounters snapshot() const;
-};
 
 // How a lazy window learns of the first touch of a slot.
 enum class LazyHandler {

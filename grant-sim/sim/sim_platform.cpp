@@ -9,7 +9,7 @@ Result<std::unique_ptr<SimPlatform>> SimPlatform::assemble(std::shared_ptr<SimDo
                                                            DomainDirectory& directory,
                                                            std::shared_ptr<void> keepalive,
                                                            std::unique_ptr<EvtchnControl> evtchn,
-                                                           std::unique_ptr<SimStoreAccess> store) {
+                                                           std::unique_ptr<Store> store) {
   std::unique_ptr<SimPlatform> p(new SimPlatform());
   p->keepalive_ = std::move(keepalive);
   p->self_ = view->dom();

@@ -17,7 +17,7 @@ class SimPlatform final : public Platform {
   static Result<std::unique_ptr<SimPlatform>> assemble(std::shared_ptr<SimDomainView> view,
                                                        DomainDirectory& directory, std::shared_ptr<void> keepalive,
                                                        std::unique_ptr<EvtchnControl> evtchn,
-                                                       std::unique_ptr<SimStoreAccess> store);
+                                                       std::unique_ptr<Store> store);
   ~SimPlatform() override;
 
   DomId self() const override { return self_; }
@@ -37,7 +37,7 @@ class SimPlatform final : public Platform {
   std::unique_ptr<GrantTable> grant_table_;
   std::unique_ptr<GrantMapper> mapper_;
   std::unique_ptr<SimEventChannel> evtchn_;
-  std::unique_ptr<SimStoreAccess> store_;
+  std::unique_ptr<Store> store_;
 };
 
 }  // namespace pvnet

@@ -317,7 +317,7 @@ void StoreTree::release_domain(DomId dom) {
 
 namespace {
 
-class LocalStore final : public SimStoreAccess {
+class LocalStore final : public Store {
  public:
   LocalStore(std::shared_ptr<StoreTree> tree, DomId self, StoreTree::WatcherId w)
       : tree_(std::move(tree)), self_(self), watcher_(w) {}
@@ -343,10 +343,10 @@ class LocalStore final : public SimStoreAccess {
     wait_readable(watch_fd(), timeout_ms);
     return read_watches();
   }
-  Result<void> set_perms(std::string_view path, const NodePerms& perms) override {
+  Result<void> set_permissions(std::string_view path, const NodePerms& perms) override {
     return tree_->set_perms(self_, path, perms);
   }
-  Result<NodePerms> get_perms(std::string_view path) override { return tree_->get_perms(self_, path); }
+  Result<NodePerms> get_permissions(std::string_view path) override { return tree_->get_perms(self_, path); }
 
  private:
   std::shared_ptr<StoreTree> tree_;
@@ -356,29 +356,10 @@ class LocalStore final : public SimStoreAccess {
 
 }  // namespace
 
-Result<std::unique_ptr<SimStoreAccess>> make_local_store(std::shared_ptr<StoreTree> tree, DomId self) {
+Result<std::unique_ptr<Store>> make_local_store(std::shared_ptr<StoreTree> tree, DomId self) {
   auto w = tree->add_watcher();
   if (!w) return w.error();
-  return std::unique_ptr<SimStoreAccess>(new LocalStore(std::move(tree), self, *w));
-}
-
-Result<void> set_perms(Store& store, std::string_view path, const NodePerms& perms) {
-  auto* s = dynamic_cast<SimStoreAccess*>(&store);
-  if (!s) return make_error(ENOTSUP, "set_perms: not a simulator store");
-  return s->set_perms(path, perms);
-}
-
-Result<NodePerms> get_perms(Store& store, std::string_view path) {
-  auto* s = dynamic_cast<SimStoreAccess*>(&store);
-  if (!s) return make_error(ENOTSUP, "get_perms: not a simulator store");
-  return s->get_perms(path);
-}
-
-void wait_readable(int fd, int timeout_ms) {
-  pollfd p{fd, POLLIN, 0};
-  int r;
-  do r = ::poll(&p, 1, timeout_ms);
-  while (r < 0 && errno == EINTR);
+  return std::unique_ptr<Store>(new LocalStore(std::move(tree), self, *w));
 }
 
 }  // namespace pvnet

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 #include "grant-sim/platform/store.hpp"
+#include "grant-sim/platform/fd_wait.hpp"
 #include "grant-sim/platform/unique_fd.hpp"
 
 namespace pvnet {
@@ -29,13 +30,6 @@ inline constexpr size_t kStoreMaxPath = 3072;           // XENSTORE_ABS_PATH_MAX
 inline constexpr size_t kStoreMaxWatches = 128;         // per watcher (connection)
 inline constexpr size_t kStoreMaxQueuedEvents = 4096;   // per watcher; further events are dropped and counted
 
-// xenstore's permission list: owner first (others get "n": no access), then per-domain entries.
-struct NodePerms {
-  DomId owner;                      // may read and write, and may change the permissions
-  std::vector<DomId> writers;       // may also read and write ("b")
-  std::vector<DomId> readers = {};  // may read, not write ("r"); the initializer keeps NodePerms{o, {w}} valid
-  bool operator==(const NodePerms&) const = default;
-};
 
 // Thread-safe. `who` is the domain doing the operation; dom0 may do anything.
 class StoreTree {
@@ -99,21 +93,7 @@ class StoreTree {
   WatcherId next_watcher_ = 1;
 };
 
-// Store operations beyond libxenstore's xs_read/xs_write: xs_set_permissions / xs_get_permissions.
-class SimStoreAccess : public Store {
- public:
-  virtual Result<void> set_perms(std::string_view path, const NodePerms& perms) = 0;
-  virtual Result<NodePerms> get_perms(std::string_view path) = 0;
-};
-
-// xs_set_permissions on any Store the simulator made (ENOTSUP on another kind of Store).
-Result<void> set_perms(Store& store, std::string_view path, const NodePerms& perms);
-Result<NodePerms> get_perms(Store& store, std::string_view path);
-
 // Domain `self`'s connection to `tree`, in the tree's process. Its watches go when it is destroyed.
-Result<std::unique_ptr<SimStoreAccess>> make_local_store(std::shared_ptr<StoreTree> tree, DomId self);
-
-// Blocks until `fd` is readable or timeout_ms passes (-1: forever).
-void wait_readable(int fd, int timeout_ms);
+Result<std::unique_ptr<Store>> make_local_store(std::shared_ptr<StoreTree> tree, DomId self);
 
 }  // namespace pvnet

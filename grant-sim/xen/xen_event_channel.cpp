@@ -10,7 +10,7 @@ extern "C" {
 #include <cstring>
 #include <string>
 
-#include "grant-sim/sim/sim_store.hpp"  // wait_readable
+#include "grant-sim/platform/fd_wait.hpp"
 #include "grant-sim/xen/xen_platform.hpp"
 
 namespace pvnet {

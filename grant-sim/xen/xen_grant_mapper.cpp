@@ -14,13 +14,12 @@
 #include <cstring>
 #include <utility>
 
-#include "grant-sim/sim/lazy_window_base.hpp"
-#include "grant-sim/sim/sim_mapper.hpp"
+#include "grant-sim/platform/atomic_grant_counters.hpp"
+#include "grant-sim/platform/fault_range.hpp"
 #include "grant-sim/xen/xen_platform.hpp"
 
 namespace pvnet {
 
-using sim::AtomicGrantCounters;
 
 // ---- the pure part: CopyOps as gntdev segments ----
 
@@ -118,12 +117,12 @@ void* gntdev_mmap(int fd, void* at, bool readonly, uint64_t index, uint32_t page
 
 // ---- the lazy window ----
 
-class XenLazyWindow final : public LazyWindow, public sim::FaultRange {
+class XenLazyWindow final : public LazyWindow, public FaultRange {
  public:
   XenLazyWindow(size_t slots, int fd, std::shared_ptr<AtomicGrantCounters> c)
       : nr_(slots), fd_(fd), counters_(std::move(c)), slots_(new Slot[slots]) {}
   ~XenLazyWindow() override {
-    if (registered_) sim::unregister_fault_range(this);
+    if (registered_) unregister_fault_range(this);
     if (base_) {
       std::vector<size_t> all(nr_);
       for (size_t i = 0; i < nr_; ++i) all[i] = i;
@@ -136,7 +135,7 @@ class XenLazyWindow final : public LazyWindow, public sim::FaultRange {
     void* p = ::mmap(nullptr, nr_ * kPageSize, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED) return false;
     base_ = static_cast<std::byte*>(p);
-    registered_ = sim::register_fault_range(this, reinterpret_cast<uintptr_t>(base_),
+    registered_ = register_fault_range(this, reinterpret_cast<uintptr_t>(base_),
                                             reinterpret_cast<uintptr_t>(base_ + nr_ * kPageSize));
     return registered_;
   }

@@ -32,9 +32,7 @@ extern "C" {
 
 namespace pvnet {
 
-namespace sim {
 struct AtomicGrantCounters;
-}
 
 // The pure part of a grant copy: pvnet's CopyOps as gntdev segments (tests check it without Xen).
 struct GntdevCopyPlan {
@@ -105,7 +103,7 @@ class XenGrantMapper final : public GrantMapper {
   DomId self_;
   xengnttab_handle* xgt_;
   int fd_;
-  std::shared_ptr<sim::AtomicGrantCounters> counters_;
+  std::shared_ptr<AtomicGrantCounters> counters_;
   mutable std::mutex mu_;
   GntdevHandleTable handles_;
 };

@@ -7,7 +7,7 @@
 #include <optional>
 #include <string>
 #include "grant-sim/platform/platform.hpp"
-#include "grant-sim/sim/sim_store.hpp"
+#include "grant-sim/platform/store.hpp"
 #include "grant-sim/xen/xen_grant_table.hpp"
 
 namespace pvnet {
@@ -41,7 +41,7 @@ class XenPlatform final : public Platform {
  private:
   XenPlatform() = default;
   DomId self_;
-  std::unique_ptr<SimStoreAccess> store_;
+  std::unique_ptr<Store> store_;
   std::unique_ptr<EventChannel> evtchn_;
   std::unique_ptr<XenGntallocPool> pool_;
   std::unique_ptr<GuestMemory> memory_;

@@ -1,5 +1,7 @@
 #include "grant-sim/xen/xen_store.hpp"
 
+#include "grant-sim/platform/fd_wait.hpp"
+
 #include <fcntl.h>
 #include <poll.h>
 extern "C" {
@@ -27,7 +29,7 @@ Error xs_error(const char* what, std::string_view path) {
   return make_error(e, std::string(what) + " " + std::string(path) + ": " + std::strerror(e));
 }
 
-class XenStore final : public SimStoreAccess {
+class XenStore final : public Store {
  public:
   XenStore(DomId self, xs_handle* h) : self_(self), h_(h) {}
 
@@ -90,7 +92,7 @@ class XenStore final : public SimStoreAccess {
     wait_readable(watch_fd(), timeout_ms);
     return read_watches();
   }
-  Result<void> set_perms(std::string_view path, const NodePerms& perms) override {
+  Result<void> set_permissions(std::string_view path, const NodePerms& perms) override {
     const std::string p(path);
     std::vector<xs_permissions> v;
     for (const XsPerm& x : to_xs_perms(perms)) v.push_back(xs_permissions{x.id, static_cast<unsigned>(x.perms)});
@@ -99,7 +101,7 @@ class XenStore final : public SimStoreAccess {
       return xs_error("xs_set_permissions", path);
     return {};
   }
-  Result<NodePerms> get_perms(std::string_view path) override {
+  Result<NodePerms> get_permissions(std::string_view path) override {
     const std::string p(path);
     unsigned int n = 0;
     errno = 0;
@@ -137,7 +139,7 @@ NodePerms from_xs_perms(const std::vector<XsPerm>& v) {
   return p;
 }
 
-Result<std::unique_ptr<SimStoreAccess>> open_xen_store(DomId self) {
+Result<std::unique_ptr<Store>> open_xen_store(DomId self) {
   errno = 0;
   xs_handle* h = xs_open(0);
   if (!h) {
@@ -145,7 +147,7 @@ Result<std::unique_ptr<SimStoreAccess>> open_xen_store(DomId self) {
     return make_error(e, std::string("xs_open: cannot reach xenstored (") + std::strerror(e) +
                              "): is this a Xen domain with xenstored running?");
   }
-  return std::unique_ptr<SimStoreAccess>(std::make_unique<XenStore>(self, h));
+  return std::unique_ptr<Store>(std::make_unique<XenStore>(self, h));
 }
 
 Result<DomId> xen_store_self_domid() {

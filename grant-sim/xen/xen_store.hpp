@@ -1,9 +1,9 @@
 // Store over libxenstore (xs_open/xs_read/xs_write/xs_rm/xs_directory/xs_watch, xs_fileno + xs_check_watch), for
-// pvnet on a real Xen host. It is a SimStoreAccess too (despite the name, that interface is just "a Store with
-// xs_set_permissions"), so the toolstack helper's set_perms() works on it unchanged.
+// pvnet on a real Xen host, with xs_set_permissions / xs_get_permissions behind Store's permission operations.
 #pragma once
 #include <memory>
-#include "grant-sim/sim/sim_store.hpp"
+#include <vector>
+#include "grant-sim/platform/store.hpp"
 
 namespace pvnet {
 
@@ -18,7 +18,7 @@ std::vector<XsPerm> to_xs_perms(const NodePerms& p);
 NodePerms from_xs_perms(const std::vector<XsPerm>& v);
 
 // Opens a connection to xenstored (socket in dom0, /dev/xen/xenbus in a guest). `self` is this domain's id.
-Result<std::unique_ptr<SimStoreAccess>> open_xen_store(DomId self);
+Result<std::unique_ptr<Store>> open_xen_store(DomId self);
 // This domain's id, as xenstore knows it (the relative node "domid"); dom0 if the node is missing.
 Result<DomId> xen_store_self_domid();
 

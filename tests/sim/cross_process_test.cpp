@@ -89,7 +89,7 @@ TEST_F(CrossProcess, StoreEventsAndGrantsBetweenAGuestProcessAndDom0ThenTheGuest
   const std::string be = "/local/domain/0/backend/vif/5/0";
   ASSERT_TRUE(dom0->store().watch(fe, "fe"));
   ASSERT_TRUE(dom0->store().write(be, ""));
-  ASSERT_TRUE(set_perms(dom0->store(), be, NodePerms{kDom0, {}, {DomId{5}}}));  // libxl's n0 r<F>, inherited
+  ASSERT_TRUE(dom0->store().set_permissions(be, NodePerms{kDom0, {}, {DomId{5}}}));  // libxl's n0 r<F>, inherited
   ASSERT_TRUE(dom0->store().write(be + "/state", "1"));
 
   pid_t child = fork_guest([&] {
@@ -313,8 +313,8 @@ TEST_F(CrossProcess, WatchEventsAcrossTheSocketAndManyOfThem) {
   auto all = a->store().read_watches();  // more than one reply's worth: fetched in batches
   EXPECT_EQ(all.size(), 201u);
   EXPECT_EQ(all.back().path, "/many/n199");
-  ASSERT_TRUE(set_perms(b->store(), "/many", NodePerms{DomId{3}, {}}));
-  EXPECT_EQ(get_perms(a->store(), "/many")->owner, DomId{3});
+  ASSERT_TRUE(b->store().set_permissions("/many", NodePerms{DomId{3}, {}}));
+  EXPECT_EQ(a->store().get_permissions("/many")->owner, DomId{3});
 }
 
 }  // namespace

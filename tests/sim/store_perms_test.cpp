@@ -23,8 +23,8 @@ bool has_event(const std::vector<WatchEvent>& ev, const std::string& path) {
 
 struct Perms : ::testing::Test {
   std::shared_ptr<StoreTree> tree = std::make_shared<StoreTree>();
-  std::unique_ptr<SimStoreAccess> dom0 = make_local_store(tree, kDom0).value();
-  std::unique_ptr<SimStoreAccess> connect(DomId d) {
+  std::unique_ptr<Store> dom0 = make_local_store(tree, kDom0).value();
+  std::unique_ptr<Store> connect(DomId d) {
     tree->introduce_domain(d);
     return make_local_store(tree, d).value();
   }
@@ -34,7 +34,7 @@ TEST_F(Perms, AnotherDomainCannotReadListOrSeeChangesOfAnUnpermittedNode) {
   auto d5 = connect(DomId{5});
   ASSERT_TRUE(dom0->write("/local/domain/0/backend/vif/5/0/state", "1"));
   const std::string be = "/local/domain/0/backend/vif/5/0";
-  EXPECT_EQ(get_perms(*dom0, be).value(), (NodePerms{kDom0, {}, {}}));  // inherited from dom0's home: n0
+  EXPECT_EQ(dom0->get_permissions(be).value(), (NodePerms{kDom0, {}, {}}));  // inherited from dom0's home: n0
   auto r = d5->read(be + "/state");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, EACCES);
@@ -63,8 +63,8 @@ TEST_F(Perms, ReadersReadButDoNotWriteWritersDoBothOthersNothing) {
   ASSERT_TRUE(dom0->write(be + "/state", "1"));
   ASSERT_TRUE(d5->watch(be + "/state", "s"));
   (void)d5->read_watches();
-  ASSERT_TRUE(set_perms(*dom0, be, NodePerms{kDom0, {DomId{6}}, {DomId{5}}}));
-  ASSERT_TRUE(set_perms(*dom0, be + "/state", NodePerms{kDom0, {DomId{6}}, {DomId{5}}}));
+  ASSERT_TRUE(dom0->set_permissions(be, NodePerms{kDom0, {DomId{6}}, {DomId{5}}}));
+  ASSERT_TRUE(dom0->set_permissions(be + "/state", NodePerms{kDom0, {DomId{6}}, {DomId{5}}}));
   EXPECT_TRUE(has_event(d5->read_watches(), be + "/state"));  // the permission change, now readable
   EXPECT_EQ(d5->read(be + "/state").value(), "1");
   EXPECT_EQ(d5->directory(be).value(), std::vector<std::string>{"state"});
@@ -75,7 +75,7 @@ TEST_F(Perms, ReadersReadButDoNotWriteWritersDoBothOthersNothing) {
   EXPECT_EQ(d7->read(be + "/state").error().code, EACCES);
   EXPECT_EQ(d7->write(be + "/state", "3").error().code, EACCES);
   // A reader may not hand itself more.
-  EXPECT_EQ(set_perms(*d5, be, NodePerms{DomId{5}, {}, {}}).error().code, EACCES);
+  EXPECT_EQ(d5->set_permissions(be, NodePerms{DomId{5}, {}, {}}).error().code, EACCES);
   // A node created below inherits the readers.
   ASSERT_TRUE(dom0->write(be + "/feature-rx-copy", "1"));
   EXPECT_EQ(d5->read(be + "/feature-rx-copy").value(), "1");
@@ -86,9 +86,9 @@ TEST_F(Perms, ToolstackGivesEachEndReadAccessToTheOthersDirectoryOnly) {
   auto d5 = connect(DomId{5});
   auto d6 = connect(DomId{6});
   auto paths = toolstack_create_vif(*dom0, kDom0, DomId{5}, 0, "00:16:3e:00:00:05").value();
-  EXPECT_EQ(get_perms(*dom0, paths.backend).value(), (NodePerms{kDom0, {}, {DomId{5}}}));       // n0 r5
-  EXPECT_EQ(get_perms(*dom0, paths.frontend).value(), (NodePerms{DomId{5}, {}, {kDom0}}));      // n5 r0
-  EXPECT_EQ(get_perms(*dom0, paths.backend + "/state").value(), (NodePerms{kDom0, {}, {DomId{5}}}));
+  EXPECT_EQ(dom0->get_permissions(paths.backend).value(), (NodePerms{kDom0, {}, {DomId{5}}}));       // n0 r5
+  EXPECT_EQ(dom0->get_permissions(paths.frontend).value(), (NodePerms{DomId{5}, {}, {kDom0}}));      // n5 r0
+  EXPECT_EQ(dom0->get_permissions(paths.backend + "/state").value(), (NodePerms{kDom0, {}, {DomId{5}}}));
   EXPECT_EQ(d5->read(paths.backend + "/state").value(), "1");
   EXPECT_EQ(d5->read(paths.frontend + "/backend").value(), paths.backend);
   EXPECT_EQ(d5->write(paths.backend + "/state", "4").error().code, EACCES);
@@ -142,8 +142,8 @@ TEST_F(NetfrontPerms, DoesNotConnectWhenItCannotReadTheBackendDirectory) {
   // What pvnet's toolstack did before: n0 only, on the directory and everything in it.
   const std::vector<std::string> nodes = dom0->store().directory(bdir).value();
   for (const std::string& n : nodes)
-    ASSERT_TRUE(set_perms(dom0->store(), bdir + "/" + n, NodePerms{kDom0, {}, {}}));
-  ASSERT_TRUE(set_perms(dom0->store(), bdir, NodePerms{kDom0, {}, {}}));
+    ASSERT_TRUE(dom0->store().set_permissions(bdir + "/" + n, NodePerms{kDom0, {}, {}}));
+  ASSERT_TRUE(dom0->store().set_permissions(bdir, NodePerms{kDom0, {}, {}}));
   start(d, vif);
   EXPECT_EQ(guest->store().read(bdir + "/state").error().code, EACCES);
   EXPECT_FALSE(pump(500));

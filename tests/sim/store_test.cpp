@@ -15,8 +15,8 @@ bool readable(int fd) {
 
 struct StoreFixture : ::testing::Test {
   std::shared_ptr<StoreTree> tree = std::make_shared<StoreTree>();
-  std::unique_ptr<SimStoreAccess> dom0 = make_local_store(tree, kDom0).value();
-  std::unique_ptr<SimStoreAccess> connect(DomId d) { return make_local_store(tree, d).value(); }
+  std::unique_ptr<Store> dom0 = make_local_store(tree, kDom0).value();
+  std::unique_ptr<Store> connect(DomId d) { return make_local_store(tree, d).value(); }
 };
 
 TEST_F(StoreFixture, ReadWriteCreatesParentsAndDirectoryListsChildren) {
@@ -133,17 +133,17 @@ TEST_F(StoreFixture, PermissionsOwnerWritersAndDom0) {
   EXPECT_EQ(*dom0->read("/local/domain/1/device/vif/0/state"), "1");
   // dom0 may do anything; a node it creates under a guest's home stays the guest's.
   ASSERT_TRUE(dom0->write("/local/domain/1/device/vif/0/backend", "/local/domain/0/backend/vif/1/0"));
-  EXPECT_EQ(get_perms(*dom0, "/local/domain/1/device/vif/0/backend")->owner, DomId{1});
+  EXPECT_EQ(dom0->get_permissions("/local/domain/1/device/vif/0/backend")->owner, DomId{1});
   // The toolstack's backend dir: owned by dom0, writable by nobody else until dom0 grants it.
   ASSERT_TRUE(dom0->write("/local/domain/0/backend/vif/1/0/state", "1"));
   EXPECT_EQ(d1->write("/local/domain/0/backend/vif/1/0/state", "4").error().code, EACCES);
-  ASSERT_TRUE(set_perms(*dom0, "/local/domain/0/backend/vif/1/0/state", NodePerms{kDom0, {DomId{1}}}));
+  ASSERT_TRUE(dom0->set_permissions("/local/domain/0/backend/vif/1/0/state", NodePerms{kDom0, {DomId{1}}}));
   EXPECT_TRUE(d1->write("/local/domain/0/backend/vif/1/0/state", "4"));
   EXPECT_EQ(d2->write("/local/domain/0/backend/vif/1/0/state", "4").error().code, EACCES);
   // Only dom0 or the owner may chmod.
-  EXPECT_EQ(set_perms(*d2, "/local/domain/1", NodePerms{DomId{2}, {}}).error().code, EACCES);
+  EXPECT_EQ(d2->set_permissions("/local/domain/1", NodePerms{DomId{2}, {}}).error().code, EACCES);
   // A node a guest creates is the guest's.
-  EXPECT_EQ(get_perms(*dom0, "/local/domain/1/device")->owner, DomId{1});
+  EXPECT_EQ(dom0->get_permissions("/local/domain/1/device")->owner, DomId{1});
 }
 
 TEST_F(StoreFixture, XenbusStateHelpers) {
