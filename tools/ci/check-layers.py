@@ -6,7 +6,7 @@ may include which. docs/architecture.md draws the same table.
 
     shared-ring/            the wire: ring, netif types, header parsing, offload codec; sees nothing else
     grant-sim/platform/     the interfaces a driver sees; sees shared-ring/
-    shared-ring/protocol/   the xenstore negotiation over the Store interface; sees grant-sim/platform/
+    shared-ring/negotiation/ the xenstore negotiation over the Store interface; sees grant-sim/platform/
     grant-sim/sim/          the simulator; sees platform
     grant-sim/xen/          real Xen; sees platform (never the simulator)
     frontend/, backend/     the drivers; see platform and the protocol, never sim/ or xen/, never each other
@@ -18,10 +18,10 @@ import sys
 
 WIRE = ["shared-ring/"]
 PLATFORM = WIRE + ["grant-sim/platform/"]
-PROTOCOL = PLATFORM + ["shared-ring/protocol/"]
+PROTOCOL = PLATFORM + ["shared-ring/negotiation/"]
 # Longest prefix first: a file's rule is the first entry its path starts with.
 RULES = [
-    ("shared-ring/protocol/", PROTOCOL),
+    ("shared-ring/negotiation/", PROTOCOL),
     ("shared-ring/bench/", PLATFORM),
     ("shared-ring/", WIRE),
     ("grant-sim/platform/", PLATFORM),
@@ -38,8 +38,8 @@ INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"')
 def allowed(path: str, header: str) -> bool:
     for prefix, may in RULES:
         if path.startswith(prefix):
-            # shared-ring/ must not see shared-ring/protocol/ (the wire stays free of the store).
-            if prefix == "shared-ring/" and header.startswith("shared-ring/protocol/"):
+            # shared-ring/ must not see shared-ring/negotiation/ (the wire stays free of the store).
+            if prefix == "shared-ring/" and header.startswith("shared-ring/negotiation/"):
                 return False
             return any(header.startswith(m) for m in may)
     return True
