@@ -717,12 +717,12 @@ void Netfront::on_ctrl_response(const netif::CtrlResponse& rsp, bool timed_out) 
 }
 
 void Netfront::register_slot_pages(uint32_t max_pages) {
-  const uint32_t n = std::min({config_.slot_pages, max_pages, static_cast<uint32_t>(kPageSize / sizeof(netif::NetifGref))});
-  auto geo = HeaderSlotGeometry::make(config_.slot_size, n);
-  if (n == 0 || !geo) {
+  auto geo = HeaderSlotGeometry::negotiate(config_.slot_size, config_.slot_pages, max_pages);
+  if (!geo) {  // no pages on one side
     registration_done();
     return;
   }
+  const uint32_t n = geo->nr_pages();
   for (uint32_t i = 0; i < n; ++i) {
     auto gp = alloc_granted_page(true);  // the backend only reads slots
     if (!gp) {

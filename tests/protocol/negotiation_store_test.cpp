@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "grant-sim/sim/sim_hypervisor.hpp"
+#include "shared-ring/header_slots.hpp"
 #include "shared-ring/negotiation/features.hpp"
 #include "shared-ring/negotiation/keys.hpp"
 #include "shared-ring/negotiation/recall.hpp"
@@ -341,6 +342,22 @@ TEST(RecallValues, GarbageIsRefusedWhole) {
   for (size_t i = 0; i < recall::kMaxGrefs; ++i) page += " 1";
   EXPECT_TRUE(recall::parse_request(page));
   EXPECT_FALSE(recall::parse_request(page + " 1")) << "more than one page of grefs";
+}
+
+// ---- header-slot geometry --------------------------------------------------------------------------------------
+
+// What a registration ends up with: the fewest pages of what the frontend wants, the backend allows and one
+// gref-table page lists, at a slot size both ends take by the same rule.
+TEST(HeaderSlotNegotiation, PagesAreTheFewestOfWantedAllowedAndOneTablePage) {
+  EXPECT_EQ(HeaderSlotGeometry::negotiate(128, 4, 64).value().nr_pages(), 4u);
+  EXPECT_EQ(HeaderSlotGeometry::negotiate(128, 64, 3).value().nr_pages(), 3u);
+  EXPECT_EQ(HeaderSlotGeometry::max_registered_pages(), kPageSize / sizeof(NetifGref));
+  EXPECT_EQ(HeaderSlotGeometry::negotiate(2048, 100000, 100000).value().nr_pages(),
+            HeaderSlotGeometry::max_registered_pages());
+  EXPECT_FALSE(HeaderSlotGeometry::negotiate(128, 4, 0)) << "a backend that allows none";
+  EXPECT_FALSE(HeaderSlotGeometry::negotiate(96, 4, 4)) << "not a power of two";
+  for (uint32_t size : {32u, 64u, 100u, 128u, 2048u, 4096u})
+    EXPECT_EQ(HeaderSlotGeometry::negotiate(size, 1, 1).ok(), HeaderSlotGeometry::valid_slot_size(size)) << size;
 }
 
 // ---- paths --------------------------------------------------------------------------------------------------------
