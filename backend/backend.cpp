@@ -8,6 +8,7 @@
 #include <iostream>
 #include <set>
 
+#include "backend/connect_guards.hpp"
 #include "backend/null_sink.hpp"
 #include "backend/vif.hpp"
 
@@ -39,10 +40,17 @@ uint32_t Backend::tx_ring_page_order_offered(const Vif& vif) const {
   return std::min(vif.opts.max_tx_ring_page_order, netif::kTxRingPageOrderMax);
 }
 
-// Header slots need the control ring (registration) and a policy that models a backend with the extension; a
-// frontend that asks anyway when they are not offered gets plain netif, as from a backend that never heard of them.
-bool Backend::offers_header_slots(const Vif& vif) const {
-  return vif.opts.offer_header_slots && vif.opts.offer_ctrl_ring && payload_->traits().offers_header_slots;
+// What this backend offers the vif's frontend (netback_probe's keys): written at probe, and the measure of the
+// frontend's keys at connect. Header slots need the control ring (registration) and a policy that models a backend
+// with the extension; a frontend that asks anyway when they are not offered gets plain netif, as from a backend
+// that never heard of them.
+netif::BackendFeatures Backend::offered_features(const Vif& vif) const {
+  netif::BackendFeatures f;
+  f.ctrl_ring = vif.opts.offer_ctrl_ring;
+  f.header_slots = vif.opts.offer_header_slots && vif.opts.offer_ctrl_ring && payload_->traits().offers_header_slots;
+  f.max_tx_ring_page_order = tx_ring_page_order_offered(vif);
+  f.mtu = vif.opts.mtu;
+  return f;
 }
 
 Backend::Vif* Backend::find(VifId id) const {
@@ -68,24 +76,25 @@ Result<VifId> Backend::adopt_vif(const VifPaths& paths, VifOptions options) {
   Store& store = dom0_.store();
   const std::string& be = paths.backend;
   // The directory's own name says whose it is (backend/vif/<F>/<N>); libxl's frontend-id and handle must agree.
-  const auto slash = be.rfind('/');
-  const auto slash2 = slash == std::string::npos || slash == 0 ? std::string::npos : be.rfind('/', slash - 1);
-  if (slash2 == std::string::npos) return make_error(EINVAL, be + " is not a backend/vif/<F>/<N> directory");
-  auto fe_id = store.read_int(be + "/frontend-id");
-  auto handle = store.read_int(be + "/handle");
-  if (!fe_id || *fe_id <= 0 || *fe_id >= DOMID_FIRST_RESERVED || std::to_string(*fe_id) != be.substr(slash2 + 1, slash - slash2 - 1))
-    return make_error(EINVAL, be + "/frontend-id does not name the directory's frontend domain");
-  if (!handle || *handle < 0 || std::to_string(*handle) != be.substr(slash + 1))
-    return make_error(EINVAL, be + "/handle does not match the directory's name");
+  const auto name = backend_dir_name(be);
+  if (!name) return make_error(EINVAL, be + " is not a backend/vif/<F>/<N> directory");
+  auto at = [&](const char* key) { return netif::key_path(be, key); };
+  auto fe_id = store.read_int(at(netif::key::frontend_id));
+  auto handle = store.read_int(at(netif::key::handle));
+  if (!fe_id || *fe_id <= 0 || *fe_id >= DOMID_FIRST_RESERVED || std::to_string(*fe_id) != name->frontend)
+    return make_error(EINVAL, at(netif::key::frontend_id) + " does not name the directory's frontend domain");
+  if (!handle || *handle < 0 || std::to_string(*handle) != name->handle)
+    return make_error(EINVAL, at(netif::key::handle) + " does not match the directory's name");
   const DomId frontend{static_cast<uint16_t>(*fe_id)};
   for (const auto& [id, v] : vifs_)
     if (v->fe_dom == frontend && v->handle == static_cast<uint32_t>(*handle))
       return make_error(EEXIST, v->name + " exists");
-  auto fe_path = store.read_opt(be + "/frontend");
+  auto fe_path = store.read_opt(at(netif::key::frontend));
   if (!fe_path || *fe_path != paths.frontend)
-    return make_error(EINVAL, be + "/frontend is not " + paths.frontend);
-  if (auto mac = store.read_opt(be + "/mac")) options.mac = *mac;
-  if (auto mtu = store.read_int(be + "/mtu"); mtu && *mtu >= 68 && *mtu <= 65535) options.mtu = static_cast<uint32_t>(*mtu);
+    return make_error(EINVAL, at(netif::key::frontend) + " is not " + paths.frontend);
+  if (auto mac = store.read_opt(at(netif::key::mac))) options.mac = *mac;
+  if (auto mtu = store.read_int(at(netif::key::mtu)); mtu && *mtu >= 68 && *mtu <= 65535)
+    options.mtu = static_cast<uint32_t>(*mtu);
   auto vif = std::make_unique<Vif>();
   vif->fe_dom = frontend;
   vif->handle = static_cast<uint32_t>(*handle);
@@ -106,21 +115,7 @@ Result<VifId> Backend::probe(std::unique_ptr<Vif> vif) {
   vif->token = "pvnet-backend:" + std::to_string(vif->id.value);
 
   const std::string& be = vif->paths.backend;
-  const std::pair<const char*, std::string> features[] = {
-      {"feature-sg", "1"},
-      {"feature-gso-tcpv4", "1"},
-      {"feature-gso-tcpv6", "1"},
-      {"feature-rx-copy", "1"},
-      {"feature-rx-flip", "0"},
-      {"feature-split-event-channels", "1"},
-      {"feature-ctrl-ring", vif->opts.offer_ctrl_ring ? "1" : "0"},
-      {netif::key::feature_header_slots, offers_header_slots(*vif) ? "1" : "0"},
-      {netif::key::feature_rx_extents, "1"},
-      {netif::key::max_tx_ring_page_order, std::to_string(tx_ring_page_order_offered(*vif))},
-      {"mtu", std::to_string(vif->opts.mtu)},
-  };
-  for (const auto& [key, value] : features)
-    if (auto r = store.write(be + "/" + key, value); !r) return r.error();
+  if (auto r = offered_features(*vif).write(store, be); !r) return r.error();
   if (auto r = store.switch_state(be, XenbusState::InitWait); !r) return r.error();
   vif->be_state = XenbusState::InitWait;
   if (auto r = store.watch(vif->paths.frontend, vif->token); !r) return r.error();
@@ -140,7 +135,8 @@ Result<void> Backend::remove_vif(VifId id) {
   if (!vif->adopted) {
     (void)store.switch_state(vif->paths.backend, XenbusState::Closed);
     r = toolstack_destroy_vif(store, vif->paths);
-  } else if (vif->be_state != XenbusState::Closed && store.read_opt(vif->paths.backend + "/state")) {
+  } else if (vif->be_state != XenbusState::Closed &&
+             store.read_opt(netif::key_path(vif->paths.backend, netif::key::state))) {
     r = store.switch_state(vif->paths.backend, XenbusState::Closed);
   }
   removed_ += vif->counters;
@@ -306,7 +302,7 @@ void Backend::frontend_changed(Vif& vif) {
     if (vif.be_state == s) return;
     vif.be_state = s;
     // An adopted vif whose directory libxl removed (xl destroy, a forced detach): a write would re-create it.
-    if (vif.adopted && !store.read_opt(be + "/state")) return;
+    if (vif.adopted && !store.read_opt(netif::key_path(be, netif::key::state))) return;
     (void)store.switch_state(be, s);
   };
   const XenbusState fe = store.read_state(vif.paths.frontend);
@@ -323,7 +319,7 @@ void Backend::frontend_changed(Vif& vif) {
       if (auto ok = connect(vif); !ok) {
         // xenbus_dev_fatal: say why in the backend directory and close.
         std::cerr << "pvnet-backend: " << vif.name << ": connect failed: " << ok.error().reason << "\n";
-        (void)store.write(be + "/error", ok.error().reason);
+        (void)store.write(netif::key_path(be, netif::key::error), ok.error().reason);
         set_state(XenbusState::Closing);
         set_state(XenbusState::Closed);
       } else {
@@ -348,184 +344,63 @@ void Backend::frontend_changed(Vif& vif) {
   if (vif.connected) handle_recall(vif);
 }
 
-// connect(): read the frontend's keys, map the rings (kept for the connection), bind the event channels.
+// connect(): read the frontend's keys against our offer, map the rings (kept for the connection), bind the event
+// channels. Whatever a refusal leaves acquired, the guards give back.
 Result<void> Backend::connect(Vif& vif) {
-  Store& store = dom0_.store();
   const std::string& fe = vif.paths.frontend;
-  auto read_u32 = [&](const char* key) -> std::optional<uint32_t> {
-    auto v = store.read_int(fe + "/" + key);
-    if (!v || *v < 0 || *v > UINT32_MAX) return std::nullopt;
-    return static_cast<uint32_t>(*v);
-  };
-  auto flag = [&](const char* key) { return read_u32(key).value_or(0) == 1; };
+  auto keys = netif::FrontendKeys::read(dom0_.store(), fe, offered_features(vif));
+  if (!keys) return keys.error();
+  RingMappings maps(dom0_.mapper());
+  if (auto r = maps.map(vif.fe_dom, *keys, fe); !r) return r;
+  auto tx = netif::TxBackRing::attach(maps.tx_pages());
+  auto rx = netif::RxBackRing::attach(maps.rx_page());
+  if (!tx || !rx) return make_error(EINVAL, "ring attach failed");
 
-  // The TX ring: tx-ring-ref, or with tx-ring-page-order N (docs/protocol.md 9) tx-ring-ref0 .. 2^N - 1.
-  std::vector<uint32_t> tx_refs;
-  uint32_t tx_order = 0;
-  if (store.read_opt(fe + "/" + netif::key::tx_ring_page_order)) {
-    auto o = read_u32(netif::key::tx_ring_page_order);
-    if (!o || *o > tx_ring_page_order_offered(vif))
-      return make_error(EINVAL, fe + "/tx-ring-page-order is not a number from 0 to the offered " +
-                                    std::to_string(tx_ring_page_order_offered(vif)));
-    tx_order = *o;
-  }
-  if (tx_order == 0) {
-    auto r = read_u32("tx-ring-ref");
-    if (r) tx_refs.push_back(*r);
-  } else {
-    for (uint32_t i = 0; i < (1u << tx_order); ++i) {
-      auto r = read_u32(("tx-ring-ref" + std::to_string(i)).c_str());
-      if (!r) return make_error(EINVAL, "reading " + fe + "/tx-ring-ref" + std::to_string(i));
-      tx_refs.push_back(*r);
-    }
-  }
-  auto rx_ref = read_u32("rx-ring-ref");
-  if (tx_refs.empty() || !rx_ref) return make_error(EINVAL, "reading " + fe + "/tx-ring-ref and rx-ring-ref");
-  auto evtchn = read_u32("event-channel");
-  auto evtchn_tx = read_u32("event-channel-tx");
-  auto evtchn_rx = read_u32("event-channel-rx");
-  if (!evtchn && !(evtchn_tx && evtchn_rx))
-    return make_error(EINVAL, "reading " + fe + "/event-channel or event-channel-tx/-rx");
-  // Like Linux netback, grant copy is the only RX mode: a frontend that cannot take it is refused.
-  if (!flag("request-rx-copy")) return make_error(EOPNOTSUPP, fe + "/request-rx-copy is not 1");
-
-  std::optional<uint32_t> ctrl_ref, ctrl_evtchn;
-  if (vif.opts.offer_ctrl_ring) {
-    ctrl_ref = read_u32("ctrl-ring-ref");
-    if (ctrl_ref) {
-      ctrl_evtchn = read_u32("event-channel-ctrl");
-      if (!ctrl_evtchn) return make_error(EINVAL, "reading " + fe + "/event-channel-ctrl");
-    }
-  }
-  bool slots = false;
-  uint32_t slot_size = netif::kHeaderSlotSizeDefault;
-  if (offers_header_slots(vif) && flag(netif::key::request_header_slots)) {
-    if (!ctrl_ref) return make_error(EINVAL, "request-header-slots without a control ring");
-    if (store.read_opt(fe + "/" + netif::key::header_slot_size)) {
-      auto s = read_u32(netif::key::header_slot_size);
-      if (!s || *s < netif::kHeaderSlotSizeMin || *s > netif::kHeaderSlotSizeMax || (*s & (*s - 1)) != 0)
-        return make_error(EINVAL, fe + "/header-slot-size is not a power of two from 64 to 2048");
-      slot_size = *s;
-    }
-    slots = true;
-  }
-
-  // RX extents (docs/protocol.md 7): the table page is mapped read-only with the rings and kept as long.
-  std::optional<uint32_t> extents_ref;
-  uint32_t extent_headroom = 0;
-  if (flag(netif::key::request_rx_extents)) {
-    extents_ref = read_u32(netif::key::rx_extents_ref);
-    if (!extents_ref) return make_error(EINVAL, "request-rx-extents without " + fe + "/rx-extents-ref");
-    if (store.read_opt(fe + "/" + netif::key::rx_extent_headroom)) {
-      auto h = read_u32(netif::key::rx_extent_headroom);
-      if (!h || *h > netif::kRxExtentHeadroomMax)
-        return make_error(EINVAL, fe + "/rx-extent-headroom is not a number from 0 to 256");
-      extent_headroom = *h;
-    }
-  }
-
-  // Map the rings, all or nothing: the TX ring's pages (several: contiguously, docs/protocol.md 9), then RX,
-  // ctrl and the extents table in one batch.
-  std::vector<MapOp> ops;
-  for (uint32_t ref : tx_refs) ops.push_back(map_op(vif.fe_dom, GrantRef{ref}, false));
-  const size_t n_tx = tx_refs.size();
-  ops.push_back(map_op(vif.fe_dom, GrantRef{*rx_ref}, false));
-  const size_t ctrl_op = ops.size();
-  if (ctrl_ref) ops.push_back(map_op(vif.fe_dom, GrantRef{*ctrl_ref}, false));
-  const size_t extents_op = ops.size();
-  if (extents_ref) ops.push_back(map_op(vif.fe_dom, GrantRef{*extents_ref}, true));
-  const std::span<MapOp> all(ops);
-  if (n_tx > 1) {
-    dom0_.mapper().map_contiguous(all.first(n_tx));  // all or nothing itself: nothing to undo when it fails
-    if (all.front().status != GntSt::okay)
-      return make_error(EINVAL, "mapping the " + std::to_string(n_tx) + "-page TX ring of " + fe + " failed");
-    dom0_.mapper().map(all.subspan(n_tx));
-  } else {
-    dom0_.mapper().map(all);
-  }
-  std::vector<UnmapOp> undo;
-  bool all_ok = true;
-  for (const auto& op : ops) {
-    if (op.status == GntSt::okay) undo.push_back(unmap_op(op.handle));
-    else all_ok = false;
-  }
-  auto unmap_all = [&] {
-    if (!undo.empty()) dom0_.mapper().unmap(undo);
-  };
-  if (!all_ok) {
-    unmap_all();
-    return make_error(EINVAL, "mapping the rings of " + fe + " failed");
-  }
-  auto page = [](const MapOp& op) { return std::span<std::byte>(op.addr, kPageSize); };
-  auto tx = netif::TxBackRing::attach(std::span<std::byte>(ops[0].addr, n_tx * kPageSize));
-  auto rx = netif::RxBackRing::attach(page(ops[n_tx]));
-  if (!tx || !rx) {
-    unmap_all();
-    return make_error(EINVAL, "ring attach failed");
-  }
-
-  // Bind the event channels.
-  EventChannel& ev = dom0_.evtchn();
-  std::vector<Port> bound;
-  auto bind = [&](uint32_t remote) -> std::optional<Port> {
-    auto p = ev.bind_interdomain(vif.fe_dom, Port{remote});
-    if (!p) return std::nullopt;
-    bound.push_back(*p);
-    return *p;
-  };
-  auto unbind_all = [&] {
-    for (Port p : bound) (void)ev.unbind(p);
-  };
-  std::optional<Port> txp, rxp, ctrlp;
-  if (evtchn_tx && evtchn_rx) {
-    txp = bind(*evtchn_tx);
-    rxp = bind(*evtchn_rx);
-  } else {
-    txp = rxp = bind(*evtchn);
-  }
-  if (ctrl_evtchn) ctrlp = bind(*ctrl_evtchn);
-  if (!txp || !rxp || (ctrl_evtchn && !ctrlp)) {
-    unbind_all();
-    unmap_all();
+  BoundPorts ports(dom0_.evtchn(), vif.fe_dom);
+  const std::optional<Port> txp = ports.bind(keys->tx_port);
+  const std::optional<Port> rxp = keys->split_event_channels ? ports.bind(keys->rx_port) : txp;
+  const std::optional<Port> ctrlp = keys->ctrl ? ports.bind(keys->ctrl->port) : std::nullopt;
+  if (!txp || !rxp || (keys->ctrl && !ctrlp))
     return make_error(EINVAL, "binding the event channels of " + fe + " failed");
+  std::optional<netif::CtrlBackRing> ctrl;
+  if (keys->ctrl) {
+    auto c = netif::CtrlBackRing::attach(maps.ctrl_page());
+    if (!c) return make_error(EINVAL, "control ring attach failed");
+    ctrl.emplace(std::move(c).value());
+    vif.ctrl_port = *ctrlp;
   }
 
   vif.tx.emplace(std::move(tx).value());
   vif.rx.emplace(std::move(rx).value());
-  if (ctrl_ref) {
-    auto ctrl = netif::CtrlBackRing::attach(page(ops[ctrl_op]));
-    if (!ctrl) {
-      unbind_all();
-      unmap_all();
-      vif.tx.reset();
-      vif.rx.reset();
-      return make_error(EINVAL, "control ring attach failed");
-    }
-    vif.ctrl.emplace(std::move(ctrl).value());
-    vif.ctrl_port = *ctrlp;
+  vif.ctrl = std::move(ctrl);
+  vif.tx_port = *txp;
+  vif.rx_port = *rxp;
+  vif.split_evtchn = keys->split_event_channels;
+  vif.rx_ext.reset();
+  if (keys->rx_extents) {
+    vif.rx_ext.active = true;
+    vif.rx_ext.table = maps.extents_table();
+    vif.rx_ext.headroom = static_cast<uint16_t>(keys->rx_extents->headroom);
   }
   vif.ring_handles.clear();
   vif.ring_grefs.clear();
-  for (const auto& op : ops) {
+  for (const MapOp& op : maps.release()) {
     vif.ring_handles.push_back(op.handle);
     vif.ring_grefs.push_back(op.ref);
   }
-  vif.tx_port = *txp;
-  vif.rx_port = *rxp;
-  vif.split_evtchn = evtchn_tx && evtchn_rx;
-  vif.bound_ports = std::move(bound);
-  vif.header_slots = slots;
-  vif.slot_size = slot_size;
-  vif.rx_ext.reset();
-  if (extents_ref) {
-    vif.rx_ext.active = true;
-    vif.rx_ext.table = ops[extents_op].addr;
-    vif.rx_ext.headroom = static_cast<uint16_t>(extent_headroom);
-  }
-  vif.fe_sg = flag("feature-sg");
-  vif.fe_gso_tcpv4 = flag("feature-gso-tcpv4");
-  vif.fe_gso_tcpv6 = flag("feature-gso-tcpv6");
-  vif.fe_no_csum_offload = flag("feature-no-csum-offload");
+  vif.bound_ports = ports.release();
+  start_connection(vif, *keys);
+  return {};
+}
+
+// What the frontend asked for, and a fresh start for everything per connection.
+void Backend::start_connection(Vif& vif, const netif::FrontendKeys& keys) {
+  vif.header_slots = keys.header_slot_size.has_value();
+  vif.slot_size = keys.header_slot_size.value_or(netif::kHeaderSlotSizeDefault);
+  vif.fe_sg = keys.sg;
+  vif.fe_gso_tcpv4 = keys.gso_tcpv4;
+  vif.fe_gso_tcpv6 = keys.gso_tcpv6;
+  vif.fe_no_csum_offload = keys.no_csum_offload;
   vif.connected = true;
   vif.disabled = false;
   vif.inflight = 0;
@@ -535,7 +410,6 @@ Result<void> Backend::connect(Vif& vif) {
   vif.rx_progress = std::chrono::steady_clock::now();
   vif.recall_seen.clear();
   ++vif.generation;
-  return {};
 }
 
 // Releases everything held for the frontend: its rings, kept slot mappings, event channels, queued frames (its own

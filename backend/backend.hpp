@@ -24,6 +24,7 @@
 #include "backend/toolstack.hpp"
 #include "backend/tx_packet.hpp"
 #include "grant-sim/platform/platform.hpp"
+#include "shared-ring/negotiation/features.hpp"
 
 namespace pvnet {
 
@@ -136,11 +137,12 @@ class Backend {
 
   Vif* find(VifId id) const;
   Result<VifId> probe(std::unique_ptr<Vif> vif);
-  bool offers_header_slots(const Vif& vif) const;
+  netif::BackendFeatures offered_features(const Vif& vif) const;
   uint32_t tx_ring_page_order_offered(const Vif& vif) const;
   size_t process_watches();
   void frontend_changed(Vif& vif);
   Result<void> connect(Vif& vif);
+  void start_connection(Vif& vif, const netif::FrontendKeys& keys);
   void disconnect(Vif& vif, const char* why);
   void fatal_tx_err(Vif& vif, const std::string& reason);
   size_t ctrl_action(Vif& vif);

@@ -4,49 +4,30 @@
 // Nothing else outlives a poll (payload maps and lazy slots are released by end_poll), so one pass is enough and
 // the answer comes within the poll that saw the request.
 #include <algorithm>
-#include <charconv>
 #include <cstring>
 #include <iostream>
 #include <set>
-#include <sstream>
 
-#include "backend/recall.hpp"
 #include "backend/vif.hpp"
+#include "shared-ring/negotiation/keys.hpp"
+#include "shared-ring/negotiation/recall.hpp"
 
 namespace pvnet {
 
-namespace {
-
-// "<seq> <gref> <gref> ...": decimal, space separated, at most one page of grefs. Garbage is refused whole.
-bool parse_recall(const std::string& s, std::string& seq, std::vector<GrantRef>& refs) {
-  std::istringstream in(s);
-  if (!(in >> seq) || seq.size() > 20) return false;
-  std::string tok;
-  while (in >> tok) {
-    uint32_t v = 0;
-    auto [p, ec] = std::from_chars(tok.data(), tok.data() + tok.size(), v);
-    if (ec != std::errc() || p != tok.data() + tok.size()) return false;
-    refs.push_back(GrantRef{v});
-    if (refs.size() > kPageSize / sizeof(uint32_t)) return false;
-  }
-  return true;
-}
-
-}  // namespace
-
 void Backend::handle_recall(Vif& vif) {
   Store& store = dom0_.store();
-  auto req = store.read_opt(vif.paths.frontend + "/" + recall_key::request);
+  namespace recall = netif::recall;
+  const std::string done_key = netif::key_path(vif.paths.backend, netif::key::recall_done);
+  auto req = store.read_opt(netif::key_path(vif.paths.frontend, netif::key::recall));
   if (!req || *req == vif.recall_seen) return;
   vif.recall_seen = *req;
   ++vif.counters.recall_requests;
-  std::string seq;
-  std::vector<GrantRef> refs;
-  if (!parse_recall(*req, seq, refs)) {
-    (void)store.write(vif.paths.backend + "/" + recall_key::done, "error");
+  const auto request = recall::parse_request(*req);  // garbage is refused whole
+  if (!request) {
+    (void)store.write(done_key, recall::format_done(recall::Done{true, {}}));
     return;
   }
-  const std::set<GrantRef> wanted(refs.begin(), refs.end());
+  const std::set<GrantRef> wanted(request->grefs.begin(), request->grefs.end());
 
   // 1. Kept header-slot mappings: a header is copied out of its slot in the poll that takes it, so none is needed.
   std::vector<UnmapOp> unmaps;
@@ -90,18 +71,18 @@ void Backend::handle_recall(Vif& vif) {
   }
 
   // 3. The rings cannot be given back while connected (the frontend closes to get them back).
-  std::string refused;
+  std::vector<GrantRef> refused;
   for (GrantRef r : wanted) {
     if (released.count(r)) continue;
     if (std::find(vif.ring_grefs.begin(), vif.ring_grefs.end(), r) != vif.ring_grefs.end()) {
       ++vif.counters.recall_refused;
-      refused += (refused.empty() ? "" : " ") + std::to_string(r.value);
+      refused.push_back(r);
     }
   }
   vif.counters.recalled_grefs += released.size();
   // Confirm: everything not refused is no longer used by dom0 (grefs never held need no work).
-  (void)store.write(vif.paths.backend + "/" + recall_key::refused, refused);
-  (void)store.write(vif.paths.backend + "/" + recall_key::done, seq);
+  (void)store.write(netif::key_path(vif.paths.backend, netif::key::recall_refused), recall::format_grefs(refused));
+  (void)store.write(done_key, recall::format_done(recall::Done{false, request->seq}));
 }
 
 }  // namespace pvnet

@@ -3,15 +3,9 @@
 #include <cerrno>
 
 #include "grant-sim/platform/store.hpp"
+#include "shared-ring/negotiation/keys.hpp"
 
 namespace pvnet {
-
-VifPaths vif_paths(DomId backend, DomId frontend, uint32_t handle) {
-  const std::string n = std::to_string(handle);
-  return VifPaths{"/local/domain/" + std::to_string(frontend.value) + "/device/vif/" + n,
-                  "/local/domain/" + std::to_string(backend.value) + "/backend/vif/" +
-                      std::to_string(frontend.value) + "/" + n};
-}
 
 Result<VifPaths> toolstack_create_vif(Store& store, DomId backend, DomId frontend, uint32_t handle,
                                       std::string_view mac) {
@@ -32,18 +26,21 @@ Result<VifPaths> toolstack_create_vif(Store& store, DomId backend, DomId fronten
     std::string path;
     std::string value;
   };
+  namespace key = netif::key;
+  auto fe = [&](const char* k) { return netif::key_path(p.frontend, k); };
+  auto be = [&](const char* k) { return netif::key_path(p.backend, k); };
   const Kv nodes[] = {
-      {p.frontend + "/backend", p.backend},
-      {p.frontend + "/backend-id", std::to_string(backend.value)},
-      {p.frontend + "/handle", std::to_string(handle)},
-      {p.frontend + "/mac", std::string(mac)},
-      {p.frontend + "/state", init},
-      {p.backend + "/frontend", p.frontend},
-      {p.backend + "/frontend-id", std::to_string(frontend.value)},
-      {p.backend + "/handle", std::to_string(handle)},
-      {p.backend + "/mac", std::string(mac)},
-      {p.backend + "/online", "1"},
-      {p.backend + "/state", init},
+      {fe(key::backend), p.backend},
+      {fe(key::backend_id), std::to_string(backend.value)},
+      {fe(key::handle), std::to_string(handle)},
+      {fe(key::mac), std::string(mac)},
+      {fe(key::state), init},
+      {be(key::frontend), p.frontend},
+      {be(key::frontend_id), std::to_string(frontend.value)},
+      {be(key::handle), std::to_string(handle)},
+      {be(key::mac), std::string(mac)},
+      {be(key::online), "1"},
+      {be(key::state), init},
   };
   for (const auto& kv : nodes)
     if (auto r = store.write(kv.path, kv.value); !r) return r.error();

@@ -9,15 +9,9 @@
 
 #include "grant-sim/platform/store.hpp"
 #include "shared-ring/ids.hpp"
+#include "shared-ring/negotiation/vif_paths.hpp"
 
 namespace pvnet {
-
-struct VifPaths {
-  std::string frontend;  // /local/domain/F/device/vif/N
-  std::string backend;   // /local/domain/B/backend/vif/F/N
-};
-
-VifPaths vif_paths(DomId backend, DomId frontend, uint32_t handle);
 
 // Writes both directories (backend, backend-id, frontend, frontend-id, handle, mac, online, state = Initialising).
 Result<VifPaths> toolstack_create_vif(Store& store, DomId backend, DomId frontend, uint32_t handle,

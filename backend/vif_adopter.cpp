@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <iterator>
 
+#include "shared-ring/negotiation/keys.hpp"
+
 namespace pvnet {
 namespace {
 
@@ -18,7 +20,7 @@ std::optional<uint32_t> parse_number(const std::string& s) {
 
 VifAdopter::VifAdopter(Backend& backend, Store& store, Options options)
     : backend_(backend), store_(store), opt_(std::move(options)),
-      root_("/local/domain/" + std::to_string(store.self().value) + "/backend/vif") {}
+      root_(vif_backend_root(store.self())) {}
 
 Result<void> VifAdopter::start() { return store_.watch(root_, token_); }
 
@@ -36,8 +38,8 @@ std::map<std::pair<uint16_t, uint32_t>, VifAdopter::Dir> VifAdopter::scan() {
       if (!handle) continue;
       Dir dir;
       dir.path = root_ + "/" + d + "/" + h;
-      dir.state = store_.read_int(dir.path + "/state");
-      dir.online = store_.read_int(dir.path + "/online");
+      dir.state = store_.read_int(netif::key_path(dir.path, netif::key::state));
+      dir.online = store_.read_int(netif::key_path(dir.path, netif::key::online));
       out.emplace(std::make_pair(static_cast<uint16_t>(*dom), *handle), std::move(dir));
     }
   }
@@ -87,7 +89,7 @@ std::vector<VifAdopter::Change> VifAdopter::rescan() {
       continue;
     }
     if (refused_.count(dir.path)) continue;
-    const std::string fe = store_.read_opt(dir.path + "/frontend").value_or("");
+    const std::string fe = store_.read_opt(netif::key_path(dir.path, netif::key::frontend)).value_or("");
     auto id = backend_.adopt_vif(VifPaths{fe, dir.path}, opt_.vif);
     if (!id) {
       refused_.insert(dir.path);

@@ -3,10 +3,11 @@
 #include "frontend/netfront.hpp"
 
 #include <algorithm>
-#include <bit>
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
+
+#include "shared-ring/negotiation/keys.hpp"
+#include "shared-ring/negotiation/recall.hpp"
 
 namespace pvnet {
 
@@ -34,10 +35,6 @@ const char* to_string(TxStatus s) {
 }
 
 namespace {
-// docs/protocol.md 8 (the backend's names are in backend/recall.hpp; frontend and backend share no header).
-constexpr const char* kRecallKey = "recall";
-constexpr const char* kRecallDoneKey = "recall-done";
-constexpr const char* kRecallRefusedKey = "recall-refused";
 constexpr const char* kRecallWatchToken = "netfront-recall";
 constexpr const char* kWatchToken = "netfront-backend-state";
 constexpr const char* kSelfWatchToken = "netfront-own-state";
@@ -56,8 +53,8 @@ Netfront::Netfront(Platform& platform, GuestPagePool& pool, std::string frontend
   for (uint32_t i = netif::kRxRingSize; i-- > 0;) rx_free_ids_.push_back(static_cast<uint16_t>(i));
 
   Store& store = platform_.store();
-  auto be = store.read_opt(fe_dir_ + "/backend");
-  auto be_id = store.read_int(fe_dir_ + "/backend-id");
+  auto be = store.read_opt(netif::key_path(fe_dir_, netif::key::backend));
+  auto be_id = store.read_int(netif::key_path(fe_dir_, netif::key::backend_id));
   if (!be || !be_id || *be_id < 0 || *be_id > 0xFFFF) {
     fail("no backend/backend-id under " + fe_dir_ + " (the toolstack creates them before the driver starts)");
     return;
@@ -65,14 +62,14 @@ Netfront::Netfront(Platform& platform, GuestPagePool& pool, std::string frontend
   be_dir_ = *be;
   be_id_ = DomId{static_cast<uint16_t>(*be_id)};
   if (!config.header_slots || !HeaderSlotGeometry::valid_slot_size(config_.slot_size)) config_.header_slots = false;
-  if (auto w = store.watch(be_dir_ + "/state", kWatchToken); !w) {
-    fail("watch " + be_dir_ + "/state: " + w.error().reason);
+  if (auto w = store.watch(netif::key_path(be_dir_, netif::key::state), kWatchToken); !w) {
+    fail("watch " + netif::key_path(be_dir_, netif::key::state) + ": " + w.error().reason);
     return;
   }
   watching_ = true;
   if (config_.reconnect) {
-    if (auto w = store.watch(fe_dir_ + "/state", kSelfWatchToken); !w) {
-      fail("watch " + fe_dir_ + "/state: " + w.error().reason);
+    if (auto w = store.watch(netif::key_path(fe_dir_, netif::key::state), kSelfWatchToken); !w) {
+      fail("watch " + netif::key_path(fe_dir_, netif::key::state) + ": " + w.error().reason);
       return;
     }
     watching_self_ = true;
@@ -87,8 +84,8 @@ Netfront::~Netfront() {
       if (k.page) pool_.free_page(*k.page);
     }
   }
-  if (watching_) (void)platform_.store().unwatch(be_dir_ + "/state", kWatchToken);
-  if (watching_self_) (void)platform_.store().unwatch(fe_dir_ + "/state", kSelfWatchToken);
+  if (watching_) (void)platform_.store().unwatch(netif::key_path(be_dir_, netif::key::state), kWatchToken);
+  if (watching_self_) (void)platform_.store().unwatch(netif::key_path(fe_dir_, netif::key::state), kSelfWatchToken);
 }
 
 int Netfront::event_fd() const { return platform_.evtchn().fd(); }
@@ -368,24 +365,35 @@ void Netfront::on_backend_state(XenbusState be) {
 }
 
 Result<void> Netfront::connect() {
-  Store& st = platform_.store();
-  auto feature = [&](const char* key) { return st.read_int(be_dir_ + "/" + key).value_or(0) == 1; };
-  be_sg_ = feature("feature-sg");
-  be_gso_v4_ = feature("feature-gso-tcpv4");
-  be_gso_v6_ = feature("feature-gso-tcpv6");
-  be_split_ = feature("feature-split-event-channels");
-  be_ctrl_ = feature("feature-ctrl-ring");
-  be_slots_ = feature(netif::key::feature_header_slots);
-  be_rx_extents_ = feature(netif::key::feature_rx_extents);
-  if (auto mtu = st.read_int(be_dir_ + "/mtu"); mtu && *mtu > 0 && *mtu <= 65535) mtu_ = static_cast<uint32_t>(*mtu);
-  if (!feature("feature-rx-copy"))
-    return make_error(EOPNOTSUPP, "backend lacks feature-rx-copy (the only RX mode netfront speaks)");
+  auto offer = netif::BackendFeatures::read(platform_.store(), be_dir_);
+  if (!offer) return offer.error();
+  take_offer(*offer);
+  if (auto r = alloc_rings(); !r) return r;
+  if (auto r = alloc_ports(); !r) return r;
+  // Keys (docs/protocol.md section 2), then RX buffers, then Connected (by the caller).
+  auto keys = own_keys();
+  if (!keys) return keys.error();
+  if (auto w = keys->write(platform_.store(), fe_dir_); !w) return w.error();
+  refill_rx();
+  return {};
+}
 
-  // Rings: SHARED_RING_INIT before granting. TX: 2^order pages if the backend offers it (docs/protocol.md 9) and
-  // the pool has them in a row, else one; RX and ctrl: one page each.
-  uint32_t order = 0;
-  if (auto m = st.read_int(be_dir_ + "/" + netif::key::max_tx_ring_page_order); m && *m > 0)
-    order = static_cast<uint32_t>(std::min<long long>({*m, config_.tx_ring_page_order, netif::kTxRingPageOrderMax}));
+void Netfront::take_offer(const netif::BackendFeatures& offer) {
+  be_sg_ = offer.sg;
+  be_gso_v4_ = offer.gso_tcpv4;
+  be_gso_v6_ = offer.gso_tcpv6;
+  be_split_ = offer.split_event_channels;
+  be_ctrl_ = offer.ctrl_ring;
+  be_slots_ = offer.header_slots;
+  be_rx_extents_ = offer.rx_extents;
+  be_tx_ring_order_ = offer.max_tx_ring_page_order;
+  if (offer.mtu) mtu_ = *offer.mtu;
+}
+
+// Rings: SHARED_RING_INIT before granting. TX: 2^order pages if the backend offers it (docs/protocol.md 9) and the
+// pool has them in a row, else one; RX and ctrl: one page each.
+Result<void> Netfront::alloc_rings() {
+  const uint32_t order = std::min({be_tx_ring_order_, config_.tx_ring_page_order, netif::kTxRingPageOrderMax});
   auto tx = alloc_tx_ring(order);
   if (!tx && order != 0) tx = alloc_tx_ring(0);  // no pages in a row: one page, as every netfront
   if (!tx) return tx.error();
@@ -403,15 +411,16 @@ Result<void> Netfront::connect() {
     if (!cr) return cr.error();
     ctrl_ = *cr;
   }
+  return {};
+}
 
-  // Event channels.
+Result<void> Netfront::alloc_ports() {
   EventChannel& ev = platform_.evtchn();
-  const bool split = config_.split_event_channels && be_split_;
   auto p = ev.alloc_unbound(be_id_);
   if (!p) return p.error();
   tx_port_ = *p;
   rx_port_ = *p;
-  if (split) {
+  if (config_.split_event_channels && be_split_) {
     auto prx = ev.alloc_unbound(be_id_);
     if (!prx) return prx.error();
     rx_port_ = *prx;
@@ -421,56 +430,35 @@ Result<void> Netfront::connect() {
     if (!pc) return pc.error();
     ctrl_port_ = *pc;
   }
+  return {};
+}
 
-  // Keys (docs/protocol.md section 2), then RX buffers, then Connected (by the caller).
-  const std::string d = fe_dir_ + "/";
-  Result<void> w;
-  auto put = [&](const std::string& key, long long v) {
-    if (w) w = st.write_int(d + key, v);
-  };
-  if (tx_ring_pages_.size() == 1) {
-    put("tx-ring-ref", tx_ring_pages_[0].gref.value);
-  } else {
-    put(netif::key::tx_ring_page_order, std::countr_zero(tx_ring_pages_.size()));
-    for (size_t i = 0; i < tx_ring_pages_.size(); ++i)
-      put("tx-ring-ref" + std::to_string(i), tx_ring_pages_[i].gref.value);
-  }
-  put("rx-ring-ref", rx_page_->gref.value);
-  if (split) {
-    put("event-channel-tx", tx_port_->value);
-    put("event-channel-rx", rx_port_->value);
-  } else {
-    put("event-channel", tx_port_->value);
-  }
-  put("request-rx-copy", 1);
-  put("feature-rx-notify", 1);
-  if (config_.feature_sg) put("feature-sg", 1);
+Result<netif::FrontendKeys> Netfront::own_keys() {
+  netif::FrontendKeys k;
+  for (const GrantedPage& gp : tx_ring_pages_) k.tx_ring_refs.push_back(gp.gref.value);
+  k.rx_ring_ref = rx_page_->gref.value;
+  k.split_event_channels = rx_port_ != tx_port_;
+  k.tx_port = tx_port_->value;
+  k.rx_port = rx_port_->value;
+  k.sg = config_.feature_sg;
   // A super-frame comes with a partial checksum: no GSO for a frontend that wants complete checksums.
-  if (config_.feature_gso_tcpv4 && config_.feature_rx_csum) put("feature-gso-tcpv4", 1);
-  if (config_.feature_gso_tcpv6 && config_.feature_rx_csum) put("feature-gso-tcpv6", 1);
-  if (!config_.feature_rx_csum) put("feature-no-csum-offload", 1);
-  if (ctrl_) {
-    put("ctrl-ring-ref", ctrl_page_->gref.value);
-    put("event-channel-ctrl", ctrl_port_->value);
-  }
+  k.gso_tcpv4 = config_.feature_gso_tcpv4 && config_.feature_rx_csum;
+  k.gso_tcpv6 = config_.feature_gso_tcpv6 && config_.feature_rx_csum;
+  k.no_csum_offload = !config_.feature_rx_csum;
+  if (ctrl_) k.ctrl = netif::FrontendKeys::CtrlRing{ctrl_page_->gref.value, ctrl_port_->value};
   // A frontend that asks for header slots without a control ring is a protocol error: only with both.
   if (config_.header_slots && be_slots_ && ctrl_) {
-    put(netif::key::request_header_slots, 1);
-    put(netif::key::header_slot_size, config_.slot_size);
+    k.header_slot_size = config_.slot_size;
     slots_requested_ = true;
   }
   if (config_.rx_extents && be_rx_extents_ && config_.rx_headroom <= netif::kRxExtentHeadroomMax) {
     auto t = alloc_granted_page(/*readonly=*/true);  // the backend only reads extents
     if (!t) return t.error();
     rx_extents_page_ = *t;
-    put(netif::key::request_rx_extents, 1);
-    put(netif::key::rx_extents_ref, rx_extents_page_->gref.value);
-    if (config_.rx_headroom) put(netif::key::rx_extent_headroom, config_.rx_headroom);
+    k.rx_extents = netif::FrontendKeys::RxExtents{rx_extents_page_->gref.value, config_.rx_headroom};
     rx_extents_active_ = true;
   }
-  if (!w) return w.error();
-  refill_rx();
-  return {};
+  return k;
 }
 
 void Netfront::close() {
@@ -586,11 +574,11 @@ Result<void> Netfront::send_recall(PendingRecall& r) {
   Store& st = platform_.store();
   // A token no earlier request of any netfront on this device used: a stale recall-done cannot match it.
   r.seq = std::to_string(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count());
-  std::string line = r.seq;
-  for (GrantRef g : r.grefs) line += " " + std::to_string(g.value);
-  if (auto w = st.watch(be_dir_ + "/" + kRecallDoneKey, kRecallWatchToken); !w) return w.error();
-  if (auto w = st.write(fe_dir_ + "/" + kRecallKey, line); !w) {
-    (void)st.unwatch(be_dir_ + "/" + kRecallDoneKey, kRecallWatchToken);
+  const std::string done_key = netif::key_path(be_dir_, netif::key::recall_done);
+  if (auto w = st.watch(done_key, kRecallWatchToken); !w) return w.error();
+  const std::string line = netif::recall::format_request(netif::recall::Request{r.seq, r.grefs});
+  if (auto w = st.write(netif::key_path(fe_dir_, netif::key::recall), line); !w) {
+    (void)st.unwatch(done_key, kRecallWatchToken);
     return w.error();
   }
   r.sent = true;
@@ -619,12 +607,13 @@ bool Netfront::poll_recall() {
     return true;
   }
   Store& st = platform_.store();
-  auto answer = st.read_opt(be_dir_ + "/" + kRecallDoneKey);
-  if (answer && *answer == r.seq) {
-    finish_recall(true, false, st.read_opt(be_dir_ + "/" + kRecallRefusedKey).value_or(""));
+  const std::string done = st.read_opt(netif::key_path(be_dir_, netif::key::recall_done)).value_or("");
+  const auto answer = netif::recall::parse_done(done);
+  if (answer && !answer->error && answer->seq == r.seq) {
+    finish_recall(true, false, st.read_opt(netif::key_path(be_dir_, netif::key::recall_refused)).value_or(""));
     return true;
   }
-  if (answer && *answer == "error") {
+  if (answer && answer->error) {
     finish_recall(false, true, "");
     return true;
   }
@@ -639,17 +628,12 @@ bool Netfront::poll_recall() {
 void Netfront::finish_recall(bool answered, bool rejected, const std::string& refused) {
   PendingRecall r = std::move(*recall_);
   recall_.reset();
-  if (r.sent) (void)platform_.store().unwatch(be_dir_ + "/" + kRecallDoneKey, kRecallWatchToken);
+  if (r.sent) (void)platform_.store().unwatch(netif::key_path(be_dir_, netif::key::recall_done), kRecallWatchToken);
   RecallResult res;
   res.answered = answered;
   res.rejected = rejected;
-  size_t pos = 0;
-  while (pos < refused.size()) {
-    size_t end = refused.find(' ', pos);
-    if (end == std::string::npos) end = refused.size();
-    if (end > pos) res.refused.push_back(GrantRef{static_cast<uint32_t>(std::strtoul(refused.c_str() + pos, nullptr, 10))});
-    pos = end + 1;
-  }
+  // A malformed list names nothing: still_in_use below (the grant table's word) is what a caller must trust.
+  res.refused = netif::recall::parse_grefs(refused).value_or(std::vector<GrantRef>{});
   if (r.slots && state_ == NetfrontState::kConnected && (!slots_ || slots_->in_use() == 0)) {
     // The slot pages leave the connection whatever the backend said: a grant still in use is kept (end_grant).
     for (GrantRef g : r.grefs)
@@ -733,12 +717,12 @@ void Netfront::on_ctrl_response(const netif::CtrlResponse& rsp, bool timed_out) 
 }
 
 void Netfront::register_slot_pages(uint32_t max_pages) {
-  const uint32_t n = std::min({config_.slot_pages, max_pages, static_cast<uint32_t>(kPageSize / sizeof(netif::NetifGref))});
-  auto geo = HeaderSlotGeometry::make(config_.slot_size, n);
-  if (n == 0 || !geo) {
+  auto geo = HeaderSlotGeometry::negotiate(config_.slot_size, config_.slot_pages, max_pages);
+  if (!geo) {  // no pages on one side
     registration_done();
     return;
   }
+  const uint32_t n = geo->nr_pages();
   for (uint32_t i = 0; i < n; ++i) {
     auto gp = alloc_granted_page(true);  // the backend only reads slots
     if (!gp) {

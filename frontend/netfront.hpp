@@ -18,6 +18,7 @@
 #include "frontend/page_pool.hpp"
 #include "grant-sim/platform/platform.hpp"
 #include "shared-ring/header_slots.hpp"
+#include "shared-ring/negotiation/features.hpp"
 #include "shared-ring/netif.hpp"
 
 namespace pvnet {
@@ -274,6 +275,10 @@ class Netfront {
   bool backend_lost(XenbusState be);  // reconnect: the backend we were connected to is gone or restarted
   void lose_backend();                // release the connection, back to Initialising
   Result<void> connect();  // xennet_connect: rings, event channels, keys, RX buffers
+  void take_offer(const netif::BackendFeatures& offer);  // what the backend said, for this connection
+  Result<void> alloc_rings();  // TX (2^order pages if offered and in a row, else one), RX, ctrl if offered
+  Result<void> alloc_ports();  // one port or split, and the control ring's
+  Result<netif::FrontendKeys> own_keys();  // what to write: the rings and ports above, and what config asks for
   void begin_close(bool backend_alive);
   void after_del();
   void release_all(bool write_closed = true);
@@ -350,6 +355,7 @@ class Netfront {
   // What the backend offered.
   bool be_sg_ = false, be_gso_v4_ = false, be_gso_v6_ = false, be_split_ = false, be_ctrl_ = false,
        be_slots_ = false, be_rx_extents_ = false;
+  uint32_t be_tx_ring_order_ = 0;  // its max-tx-ring-page-order
   uint32_t mtu_ = 1500;
 
   std::vector<GrantedPage> tx_ring_pages_;  // 2^order frames in a row, each granted

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "shared-ring/packet_headers.hpp"
+#include "shared-ring/negotiation/vif_paths.hpp"
 
 namespace pvnet {
 
@@ -53,7 +54,7 @@ std::optional<VirtioNetHdr> rx_virtio_header(std::span<const std::byte> head, bo
 
 VhostNetBridge::VhostNetBridge(VhostNetConfig config) : cfg_(std::move(config)) {
   if (cfg_.device_dir.empty())
-    cfg_.device_dir = "/local/domain/" + std::to_string(cfg_.domid.value) + "/device/vif/0";
+    cfg_.device_dir = vif_frontend_dir(cfg_.domid, 0);
 }
 
 VhostNetBridge::~VhostNetBridge() = default;
@@ -354,7 +355,7 @@ bool VhostNetBridge::ensure_netfront() {
   if (Clock::now() < next_dir_check_) return false;
   next_dir_check_ = Clock::now() + std::chrono::milliseconds(poll_interval_ms());
   // The toolstack (pvnet backend) writes the device directory when it sees the domain; "state" comes last.
-  if (!platform_->store().read_opt(cfg_.device_dir + "/state")) return false;
+  if (!platform_->store().read_opt(netif::key_path(cfg_.device_dir, netif::key::state))) return false;
   NetfrontConfig nc = cfg_.netfront;
   // netif RX offloads as far as the guest's driver takes them (VIRTIO_NET_F_GUEST_*): the backend then sends no
   // frame this bridge would have to drop (a TAP sink asks its kernel for exactly these).

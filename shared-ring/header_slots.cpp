@@ -25,6 +25,13 @@ Result<HeaderSlotGeometry> HeaderSlotGeometry::make(uint32_t slot_size, uint32_t
   return HeaderSlotGeometry(slot_size, nr_pages);
 }
 
+uint32_t HeaderSlotGeometry::max_registered_pages() { return kPageSize / sizeof(netif::NetifGref); }
+
+Result<HeaderSlotGeometry> HeaderSlotGeometry::negotiate(uint32_t slot_size, uint32_t pages_wanted,
+                                                         uint32_t pages_allowed) {
+  return make(slot_size, std::min({pages_wanted, pages_allowed, max_registered_pages()}));
+}
+
 SlotLocation HeaderSlotGeometry::locate(SlotIndex index) const {
   const uint32_t per_page = slots_per_page();
   return SlotLocation{index.value / per_page, static_cast<uint16_t>((index.value % per_page) * slot_size_)};

@@ -26,7 +26,13 @@ class HeaderSlotGeometry {
   // slot_size: a power of two in [netif::kHeaderSlotSizeMin, kHeaderSlotSizeMax]; nr_pages >= 1.
   // The backend builds one from the frontend's "header-slot-size" key, so a bad value is an error, not an assert.
   static Result<HeaderSlotGeometry> make(uint32_t slot_size, uint32_t nr_pages);
+  // The one slot-size rule: the frontend checks its config with it, the backend the frontend's header-slot-size
+  // (negotiation/features.cpp), so a size one end takes the other never refuses.
   static bool valid_slot_size(uint32_t slot_size);
+  // The geometry a registration ends up with: the negotiated slot size over as many pages as the frontend wants,
+  // the backend allows (GET_GREF_MAPPING_SIZE) and one gref-table page can list (ADD_GREF_MAPPING's bound).
+  static Result<HeaderSlotGeometry> negotiate(uint32_t slot_size, uint32_t pages_wanted, uint32_t pages_allowed);
+  static uint32_t max_registered_pages();  // entries in one gref-table page
 
   uint32_t slot_size() const { return slot_size_; }
   uint32_t slots_per_page() const { return kPageSize / slot_size_; }

@@ -249,12 +249,7 @@ namespace ctrlf_gref {  // XEN_NETIF_CTRLF_GREF_*: NetifGref::flags
 inline constexpr uint16_t readonly = XEN_NETIF_CTRLF_GREF_readonly;
 }  // namespace ctrlf_gref
 
-// ---- header-slot extension: xenstore keys and slot sizes --------------------------------------------------------
-namespace key {
-inline constexpr const char* feature_header_slots = "feature-header-slots";  // backend writes "1"
-inline constexpr const char* header_slot_size = "header-slot-size";          // frontend writes, bytes
-inline constexpr const char* request_header_slots = "request-header-slots";  // frontend writes "1"
-}  // namespace key
+// ---- header-slot extension: slot sizes (the store keys: negotiation/keys.hpp) ------------------------------
 inline constexpr uint32_t kHeaderSlotSizeMin = 64;
 inline constexpr uint32_t kHeaderSlotSizeMax = 2048;
 inline constexpr uint32_t kHeaderSlotSizeDefault = 128;
@@ -268,13 +263,6 @@ struct RxExtent {
   uint16_t length;  // its size: offset + length <= 4096, length > the negotiated headroom
 };
 static_assert(sizeof(RxExtent) == 4 && std::is_trivially_copyable_v<RxExtent>);
-namespace key {
-inline constexpr const char* feature_rx_extents = "feature-rx-extents";  // backend writes "1"
-inline constexpr const char* request_rx_extents = "request-rx-extents";  // frontend writes "1"
-inline constexpr const char* rx_extents_ref = "rx-extents-ref";          // frontend: gref of the extents table
-inline constexpr const char* rx_extent_headroom = "rx-extent-headroom";  // frontend: bytes left free in a frame's
-                                                                         // first buffer (default 0)
-}  // namespace key
 inline constexpr uint32_t kRxExtentHeadroomMax = 256;
 
 // ---- rings ------------------------------------------------------------------------------------------------------
@@ -316,10 +304,6 @@ static_assert(kTxRingSize == 256 && kRxRingSize == 256 && kCtrlRingSize == 128);
 // them and a sleeping frontend is woken at least once every 15 frames; 2^order pages hold 2^order times as many.
 // The backend offers max-tx-ring-page-order; a frontend that wants more than one page writes tx-ring-page-order
 // and tx-ring-ref0 .. tx-ring-ref<2^order - 1> instead of tx-ring-ref. Linux's netfront ignores the offer.
-namespace key {
-inline constexpr const char* max_tx_ring_page_order = "max-tx-ring-page-order";  // backend writes 0..kMax
-inline constexpr const char* tx_ring_page_order = "tx-ring-page-order";          // frontend writes 1..offered
-}  // namespace key
 inline constexpr uint32_t kTxRingPageOrderMax = 2;
 inline constexpr uint32_t kTxRingSizeMax = TxSharedRing::size_for_bytes(4096u << kTxRingPageOrderMax);
 static_assert(kTxRingSizeMax == 1024);

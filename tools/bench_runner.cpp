@@ -144,8 +144,8 @@ Result<void> BenchFrontend::setup() {
   say("domain");
   // dom0 adds this guest's vif once it sees the domain; "state" is written last.
   const auto deadline = Clock::now() + std::chrono::seconds(15);
-  const std::string dir = "/local/domain/" + std::to_string(args_.domid) + "/device/vif/0";
-  while (!platform_->store().read_opt(dir + "/state")) {
+  const std::string dir = vif_frontend_dir(DomId{args_.domid}, 0);
+  while (!platform_->store().read_opt(netif::key_path(dir, netif::key::state))) {
     if (Clock::now() > deadline) return make_error(ETIMEDOUT, dir + " was not created within 15 s");
     std::this_thread::sleep_for(Ms(2));
   }
@@ -364,7 +364,7 @@ Result<void> BenchRun::start_frontends() {
       pb.vif_b = *b;
       if (auto r = pb.backend->set_sink(pb.vif_a, std::make_shared<VifSink>(*pb.backend, pb.vif_b)); !r) return r;
       pb.front_b = std::make_unique<Netfront>(*pb.platform_b, *pb.pool_b,
-                                              "/local/domain/" + std::to_string(pb.dom_b.value) + "/device/vif/0",
+                                              vif_frontend_dir(pb.dom_b, 0),
                                               NetfrontConfig{});
     } else {
       if (auto r = pb.backend->set_sink(pb.vif_a, std::make_shared<NullSink>()); !r) return r;

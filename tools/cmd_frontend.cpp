@@ -27,6 +27,7 @@
 #include "grant-sim/sim/sim_client.hpp"
 #include "grant-sim/xen/xen_platform.hpp"
 #include "grant-sim/xen/xen_store.hpp"
+#include "shared-ring/negotiation/vif_paths.hpp"
 #include "tools/command.hpp"
 #include "tools/json_file.hpp"
 #include "tools/options.hpp"
@@ -116,7 +117,7 @@ class StdinLines {
 class FrontendDaemon {
  public:
   explicit FrontendDaemon(FrontendOptions o) : opt_(std::move(o)) {
-    dir_ = "/local/domain/" + std::to_string(opt_.domid) + "/device/vif/0";
+    dir_ = vif_frontend_dir(DomId{opt_.domid}, 0);
   }
   int run();
 
@@ -202,7 +203,7 @@ Result<void> FrontendDaemon::wait_device_dir() {
   Store& store = platform_->store();
   if (auto r = store.watch(dir_, "device"); !r) return r.error();
   const auto deadline = Clock::now() + kSetupTimeout;
-  while (!store.read_opt(dir_ + "/state")) {
+  while (!store.read_opt(netif::key_path(dir_, netif::key::state))) {
     if (Clock::now() > deadline)
       return make_error(ETIMEDOUT, "the toolstack did not create " + dir_ + " within " +
                                        std::to_string(std::chrono::seconds(kSetupTimeout).count()) +
@@ -221,7 +222,7 @@ Result<void> FrontendDaemon::wait_device_dir() {
 void FrontendDaemon::check_backend() {
   if (!backend_gone_.empty() || Clock::now() < next_liveness_) return;
   next_liveness_ = Clock::now() + kLivenessEvery;
-  auto r = platform_->store().read(dir_ + "/backend");
+  auto r = platform_->store().read(netif::key_path(dir_, netif::key::backend));
   if (r) return;
   if (r.error().code == ENOENT)
     backend_gone_ = "the backend removed " + dir_;

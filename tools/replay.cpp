@@ -153,8 +153,8 @@ Result<void> Replay::setup() {
   NetfrontConfig fc;
   fc.header_slots = opt_.header_slots;
   fc.slot_size = opt_.slot_size;
-  front_a_ = std::make_unique<Netfront>(*dom_a_, *pool_a_, "/local/domain/1/device/vif/0", fc);
-  front_b_ = std::make_unique<Netfront>(*dom_b_, *pool_b_, "/local/domain/2/device/vif/0", fc);
+  front_a_ = std::make_unique<Netfront>(*dom_a_, *pool_a_, vif_frontend_dir(DomId{1}, 0), fc);
+  front_b_ = std::make_unique<Netfront>(*dom_b_, *pool_b_, vif_frontend_dir(DomId{2}, 0), fc);
 
   front_b_->on_rx([this](ReceivedFrame&& f) {
     stats_.packets_out++;

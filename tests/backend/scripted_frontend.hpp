@@ -12,6 +12,8 @@
 
 #include "backend/backend.hpp"
 #include "grant-sim/sim/sim_hypervisor.hpp"
+#include "shared-ring/negotiation/features.hpp"
+#include "shared-ring/negotiation/vif_paths.hpp"
 #include "shared-ring/netif.hpp"
 
 namespace pvnet::test {
@@ -65,7 +67,7 @@ class ScriptedFrontend {
   // A domain built by the test (e.g. adopted over memory of its own making).
   ScriptedFrontend(std::unique_ptr<Platform> platform, DomId dom, uint32_t handle = 0)
       : platform_(std::move(platform)), dom_(dom), handle_(handle) {
-    dir_ = "/local/domain/" + std::to_string(dom.value) + "/device/vif/" + std::to_string(handle);
+    dir_ = vif_frontend_dir(dom, handle);
   }
   Platform& platform() { return *platform_; }
   DomId dom() const { return dom_; }
@@ -87,46 +89,48 @@ class ScriptedFrontend {
     const Pfn rxp = alloc_page();
     tx_.emplace(netif::TxFrontRing::init(std::span<std::byte>(page(txp).data(), n_tx * kPageSize)).value());
     rx_.emplace(netif::RxFrontRing::init(page(rxp)).value());
-    if (n_tx == 1 && o.tx_ring_order_key < 0) {
-      put("tx-ring-ref", grant(txp, false).value);
-    } else {
-      put(netif::key::tx_ring_page_order, o.tx_ring_order_key >= 0 ? uint32_t(o.tx_ring_order_key) : o.tx_ring_order);
-      for (uint32_t i = 0; i < n_tx && i < o.tx_ring_refs; ++i)
-        put("tx-ring-ref" + std::to_string(i), grant(Pfn{txp.value + i}, false).value);
-    }
-    put("rx-ring-ref", grant(rxp, false).value);
+    netif::FrontendKeys k;
+    for (uint32_t i = 0; i < n_tx; ++i) k.tx_ring_refs.push_back(grant(Pfn{txp.value + i}, false).value);
+    k.rx_ring_ref = grant(rxp, false).value;
     auto& ev = platform_->evtchn();
     tx_port_ = ev.alloc_unbound(kDom0).value();
-    if (o.split_evtchn) {
-      rx_port_ = ev.alloc_unbound(kDom0).value();
-      put("event-channel-tx", tx_port_.value);
-      put("event-channel-rx", rx_port_.value);
-    } else {
-      rx_port_ = tx_port_;
-      put("event-channel", tx_port_.value);
-    }
+    rx_port_ = o.split_evtchn ? ev.alloc_unbound(kDom0).value() : tx_port_;
+    k.split_event_channels = o.split_evtchn;
+    k.tx_port = tx_port_.value;
+    k.rx_port = rx_port_.value;
     if (o.ctrl_ring) {
       Pfn cp = alloc_page();
       ctrl_.emplace(netif::CtrlFrontRing::init(page(cp)).value());
-      put("ctrl-ring-ref", grant(cp, false).value);
+      const GrantRef ctrl_ref = grant(cp, false);
       ctrl_port_ = ev.alloc_unbound(kDom0).value();
-      put("event-channel-ctrl", ctrl_port_.value);
+      k.ctrl = netif::FrontendKeys::CtrlRing{ctrl_ref.value, ctrl_port_.value};
     }
-    if (o.rx_copy) put("request-rx-copy", 1);
-    put("feature-rx-notify", 1);
-    if (o.sg) put("feature-sg", 1);
-    if (o.gso) {
-      put("feature-gso-tcpv4", 1);
-      put("feature-gso-tcpv6", 1);
-    }
-    if (o.no_csum_offload) put("feature-no-csum-offload", 1);
-    if (o.header_slots) {
-      put("request-header-slots", 1);
-      put("header-slot-size", o.slot_size);
-    }
+    k.rx_copy = o.rx_copy;
+    k.sg = o.sg;
+    k.gso_tcpv4 = k.gso_tcpv6 = o.gso;
+    k.no_csum_offload = o.no_csum_offload;
+    if (o.header_slots) k.header_slot_size = o.slot_size;  // even without a control ring, when told to
+    auto w = k.write(store(), dir_);
+    ASSERT_TRUE(w) << "frontend cannot write its own keys: " << w.error().reason;
+    tell_tx_ring_lies(o, k.tx_ring_refs);
     ASSERT_TRUE(store().switch_state(dir_, XenbusState::Connected).ok());
   }
   void set_state(XenbusState s) { ASSERT_TRUE(store().switch_state(dir_, s).ok()); }
+
+  // The TX ring keys as FrontOptions' lies have them, written raw over the module's honest ones on purpose: a
+  // tx-ring-page-order that is not the ring's, or fewer tx-ring-refN than the order says.
+  void tell_tx_ring_lies(const FrontOptions& o, const std::vector<uint32_t>& refs) {
+    const uint32_t n_tx = static_cast<uint32_t>(refs.size());
+    if (o.tx_ring_order_key >= 0) {
+      if (n_tx == 1) {  // a one-page ring named as tx-ring-ref0 under the lying order
+        ASSERT_TRUE(store().remove(netif::key_path(dir_, netif::key::tx_ring_ref)).ok());
+        put(netif::key::tx_ring_ref_n(0), refs[0]);
+      }
+      put(netif::key::tx_ring_page_order, uint32_t(o.tx_ring_order_key));
+    }
+    for (uint32_t i = o.tx_ring_refs; i < n_tx; ++i)
+      ASSERT_TRUE(store().remove(netif::key_path(dir_, netif::key::tx_ring_ref_n(i))).ok());
+  }
 
   netif::CtrlResponse ctrl_call(Backend& be, uint16_t type, uint32_t d0, uint32_t d1, uint32_t d2) {
     netif::CtrlRequest req{next_ctrl_id_++, type, {d0, d1, d2}};
@@ -292,7 +296,7 @@ class ScriptedFrontend {
     std::string s;
     if constexpr (std::is_arithmetic_v<V>) s = std::to_string(v);
     else s = v;
-    ASSERT_TRUE(store().write(dir_ + "/" + key, s).ok()) << "frontend cannot write its own " << key;
+    ASSERT_TRUE(store().write(netif::key_path(dir_, key), s).ok()) << "frontend cannot write its own " << key;
   }
 
   std::unique_ptr<Platform> platform_;

@@ -14,6 +14,8 @@
 #include "backend/toolstack.hpp"
 #include "grant-sim/platform/platform.hpp"
 #include "grant-sim/sim/sim_hypervisor.hpp"
+#include "shared-ring/negotiation/features.hpp"
+#include "shared-ring/negotiation/vif_paths.hpp"
 #include "shared-ring/netif.hpp"
 
 namespace pvnet::test {
@@ -31,8 +33,9 @@ class ScriptedBackend {
  public:
   ScriptedBackend(SimHypervisor& hv, DomId fe, uint32_t handle = 0)
       : dom0_(hv.attach(kDom0).value()), fe_(fe), handle_(handle) {
-    fe_dir_ = "/local/domain/" + std::to_string(fe.value) + "/device/vif/" + std::to_string(handle);
-    be_dir_ = "/local/domain/0/backend/vif/" + std::to_string(fe.value) + "/" + std::to_string(handle);
+    const VifPaths p = vif_paths(kDom0, fe, handle);
+    fe_dir_ = p.frontend;
+    be_dir_ = p.backend;
   }
   ~ScriptedBackend() { unmap_all(); }
 
@@ -40,7 +43,7 @@ class ScriptedBackend {
   Store& store() { return dom0_->store(); }
   const std::string& fe_dir() const { return fe_dir_; }
   const std::string& be_dir() const { return be_dir_; }
-  std::optional<std::string> fe_key(const std::string& k) { return store().read_opt(fe_dir_ + "/" + k); }
+  std::optional<std::string> fe_key(const std::string& k) { return store().read_opt(netif::key_path(fe_dir_, k)); }
   XenbusState fe_state() { return store().read_state(fe_dir_); }
   void set_state(XenbusState s) { ASSERT_TRUE(store().switch_state(be_dir_, s)); }
 
@@ -52,43 +55,41 @@ class ScriptedBackend {
     ASSERT_EQ(p->backend, be_dir_);
   }
 
-  // Backend keys, then InitWait.
+  // Backend keys (no RX extents, a one-page TX ring), then InitWait.
   void offer(const BackendFeatures& f) {
-    auto w = [&](const std::string& k, long long v) { ASSERT_TRUE(store().write_int(be_dir_ + "/" + k, v)); };
-    if (f.sg) w("feature-sg", 1);
-    if (f.gso) {
-      w("feature-gso-tcpv4", 1);
-      w("feature-gso-tcpv6", 1);
-    }
-    w("feature-rx-copy", 1);
-    w("feature-rx-flip", 0);
-    if (f.split) w("feature-split-event-channels", 1);
-    if (f.ctrl) w("feature-ctrl-ring", 1);
-    if (f.slots) w(netif::key::feature_header_slots, 1);
-    w("mtu", f.mtu);
+    offered_ = netif::BackendFeatures{};
+    offered_.sg = f.sg;
+    offered_.gso_tcpv4 = offered_.gso_tcpv6 = f.gso;
+    offered_.split_event_channels = f.split;
+    offered_.ctrl_ring = f.ctrl;
+    offered_.header_slots = f.slots;
+    offered_.rx_extents = false;
+    offered_.max_tx_ring_page_order = 0;
+    offered_.mtu = static_cast<uint32_t>(f.mtu);
+    auto w = offered_.write(store(), be_dir_);
+    ASSERT_TRUE(w) << w.error().reason;
     set_state(XenbusState::InitWait);
   }
 
   // Sees the frontend Connected: maps the rings, binds the channels, Connected.
   void connect() {
     ASSERT_EQ(fe_state(), XenbusState::Connected);
-    tx_map_ = map_one(GrantRef{static_cast<uint32_t>(*store().read_int(fe_dir_ + "/tx-ring-ref"))}, false);
-    rx_map_ = map_one(GrantRef{static_cast<uint32_t>(*store().read_int(fe_dir_ + "/rx-ring-ref"))}, false);
+    auto keys = netif::FrontendKeys::read(store(), fe_dir_, offered_);
+    ASSERT_TRUE(keys) << keys.error().reason;
+    ASSERT_EQ(keys->tx_ring_refs.size(), 1u);
+    tx_map_ = map_one(GrantRef{keys->tx_ring_refs[0]}, false);
+    rx_map_ = map_one(GrantRef{keys->rx_ring_ref}, false);
     ASSERT_TRUE(tx_map_.addr && rx_map_.addr);
     tx_.emplace(*netif::TxBackRing::init({tx_map_.addr, kPageSize}));
     rx_.emplace(*netif::RxBackRing::init({rx_map_.addr, kPageSize}));
-    if (auto ref = store().read_int(fe_dir_ + "/ctrl-ring-ref")) {
-      ctrl_map_ = map_one(GrantRef{static_cast<uint32_t>(*ref)}, false);
+    if (keys->ctrl) {
+      ctrl_map_ = map_one(GrantRef{keys->ctrl->ref}, false);
       ASSERT_TRUE(ctrl_map_.addr);
       ctrl_.emplace(*netif::CtrlBackRing::init({ctrl_map_.addr, kPageSize}));
-      ctrl_port_ = bind("event-channel-ctrl");
+      ctrl_port_ = bind(keys->ctrl->port);
     }
-    if (store().read_opt(fe_dir_ + "/event-channel")) {
-      tx_port_ = rx_port_ = bind("event-channel");
-    } else {
-      tx_port_ = bind("event-channel-tx");
-      rx_port_ = bind("event-channel-rx");
-    }
+    tx_port_ = bind(keys->tx_port);
+    rx_port_ = keys->split_event_channels ? bind(keys->rx_port) : tx_port_;
     set_state(XenbusState::Connected);
   }
 
@@ -291,11 +292,9 @@ class ScriptedBackend {
     dom0_->mapper().unmap(std::span(&u, 1));
     m.addr = nullptr;
   }
-  Port bind(const std::string& key) {
-    auto p = store().read_int(fe_dir_ + "/" + key);
-    EXPECT_TRUE(p.has_value()) << key;
-    auto local = dom0_->evtchn().bind_interdomain(fe_, Port{static_cast<uint32_t>(p.value_or(0))});
-    EXPECT_TRUE(local.ok()) << key;
+  Port bind(uint32_t remote) {
+    auto local = dom0_->evtchn().bind_interdomain(fe_, Port{remote});
+    EXPECT_TRUE(local.ok()) << "port " << remote;
     return local.ok() ? *local : Port{};
   }
   void unmap_rings() {
@@ -315,6 +314,7 @@ class ScriptedBackend {
   DomId fe_;
   uint32_t handle_;
   std::string fe_dir_, be_dir_;
+  netif::BackendFeatures offered_;
   MapOp tx_map_, rx_map_, ctrl_map_;
   std::optional<netif::TxBackRing> tx_;
   std::optional<netif::RxBackRing> rx_;

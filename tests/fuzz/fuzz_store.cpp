@@ -81,7 +81,7 @@ class StoreFuzzer {
       case store::kState: {
         const uint8_t s = in_.u8();
         if (s <= 8) (void)st.switch_state(guest().dir(), static_cast<XenbusState>(s));
-        else (void)st.write(guest().dir() + "/state", std::to_string(s) + (s & 1 ? "x" : ""));
+        else (void)st.write(netif::key_path(guest().dir(), netif::key::state), std::to_string(s) + (s & 1 ? "x" : ""));
         break;
       }
       case store::kConnect: {
@@ -105,9 +105,9 @@ class StoreFuzzer {
         const uint8_t sel = in_.u8();
         std::string path;
         switch (sel % 4) {
-          case 0: path = be().paths(vif()).backend + "/state"; break;
-          case 1: path = be().paths(world_->peer_vif()).backend + "/feature-sg"; break;
-          case 2: path = world_->peer().dir() + "/state"; break;
+          case 0: path = netif::key_path(be().paths(vif()).backend, netif::key::state); break;
+          case 1: path = netif::key_path(be().paths(world_->peer_vif()).backend, netif::key::feature_sg); break;
+          case 2: path = netif::key_path(world_->peer().dir(), netif::key::state); break;
           default: path = "/local/domain/0/evil"; break;
         }
         PVNET_FUZZ_CHECK(!st.write(path, "5").ok(), "dom%u could write %s", kGuestDom.value, path.c_str());

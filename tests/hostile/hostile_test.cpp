@@ -311,8 +311,8 @@ TEST(Hostile, StopsConsumingRxQueueIsBoundedThenDrained) {
 TEST(Hostile, EventFloodCostsAtMostAPollAndHarmsNobody) {
   Scene s;
   auto& [h, bad, vbad, pair] = s;
-  const Port ports[] = {port_of(bad, "event-channel-tx"), port_of(bad, "event-channel-rx"),
-                        port_of(bad, "event-channel-ctrl")};
+  const Port ports[] = {port_of(bad, netif::key::event_channel_tx), port_of(bad, netif::key::event_channel_rx),
+                        port_of(bad, netif::key::event_channel_ctrl)};
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> sent{0};
   EventChannel& evtchn = bad.platform().evtchn();  // a lambda may not capture a structured binding (clang 14)

@@ -143,7 +143,7 @@ inline size_t wait_and_poll(Backend& be, int timeout_ms, bool* timed_out = nullp
 }
 
 inline Port port_of(ScriptedFrontend& fe, const char* key) {
-  return Port{static_cast<uint32_t>(fe.store().read_int(fe.dir() + "/" + key).value())};
+  return Port{static_cast<uint32_t>(fe.store().read_int(netif::key_path(fe.dir(), key)).value())};
 }
 
 // Counts occurrences of `needle` in `hay`.

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <sstream>
 
-#include "backend/recall.hpp"
+#include "shared-ring/negotiation/keys.hpp"
 #include "tests/hostile/hostile_world.hpp"
 
 namespace pvnet::test {
@@ -162,12 +162,12 @@ TEST(Recall, UnderLoadReleasesEverythingWithinOnePoll) {
   recall.insert(recall.end(), payload_refs.begin(), payload_refs.end());
   const GrantRef ring_ref{static_cast<uint32_t>(guest.store().read_int(guest.dir() + "/tx-ring-ref").value())};
   recall.push_back(ring_ref);
-  ASSERT_TRUE(guest.store().write(guest.dir() + "/" + recall_key::request, recall_line(1, recall)).ok());
+  ASSERT_TRUE(guest.store().write(guest.dir() + "/" + netif::key::recall, recall_line(1, recall)).ok());
   pair.send();
   h.be->poll();  // one poll sees the watch and answers
   const std::string be_dir = h.be->paths(vg).backend;
-  EXPECT_EQ(guest.store().read_opt(be_dir + "/" + recall_key::done).value_or(""), "1");
-  EXPECT_EQ(guest.store().read_opt(be_dir + "/" + recall_key::refused).value_or("?"),
+  EXPECT_EQ(guest.store().read_opt(be_dir + "/" + netif::key::recall_done).value_or(""), "1");
+  EXPECT_EQ(guest.store().read_opt(be_dir + "/" + netif::key::recall_refused).value_or("?"),
             std::to_string(ring_ref.value))
       << "the ring is refused while connected";
   EXPECT_EQ(h.be->kept_mappings(vg), 0u);
@@ -198,9 +198,9 @@ TEST(Recall, UnderLoadReleasesEverythingWithinOnePoll) {
   pair.expect_unharmed("recall");
 
   // The same request again is not redone; a new one with nothing held is confirmed at once.
-  ASSERT_TRUE(guest.store().write(guest.dir() + "/" + recall_key::request, recall_line(2, {GrantRef{4000}})).ok());
+  ASSERT_TRUE(guest.store().write(guest.dir() + "/" + netif::key::recall, recall_line(2, {GrantRef{4000}})).ok());
   h.be->poll();
-  EXPECT_EQ(guest.store().read_opt(be_dir + "/" + recall_key::done).value_or(""), "2");
+  EXPECT_EQ(guest.store().read_opt(be_dir + "/" + netif::key::recall_done).value_or(""), "2");
   EXPECT_EQ(h.be->counters(vg).recall_requests, 2u);
 }
 

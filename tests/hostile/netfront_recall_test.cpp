@@ -139,13 +139,12 @@ TEST_F(NetfrontRecall, RingPagesAreRefusedWhileConnected) {
   // The TX ring: tx-ring-ref, or tx-ring-ref0.. of a multi-page ring (docs/protocol.md 9): every page is refused.
   Store& st = a.platform->store();
   const std::string dir = a.nf->frontend_dir();
+  auto offered = netif::BackendFeatures::read(st, a.nf->backend_dir());
+  ASSERT_TRUE(offered) << offered.error().reason;
+  auto keys = netif::FrontendKeys::read(st, dir, *offered);
+  ASSERT_TRUE(keys) << keys.error().reason;
   std::vector<GrantRef> ring;
-  if (auto order = st.read_int(dir + "/" + netif::key::tx_ring_page_order)) {
-    for (long long i = 0; i < (1LL << *order); ++i)
-      ring.push_back(GrantRef{static_cast<uint32_t>(st.read_int(dir + "/tx-ring-ref" + std::to_string(i)).value())});
-  } else {
-    ring.push_back(GrantRef{static_cast<uint32_t>(st.read_int(dir + "/tx-ring-ref").value())});
-  }
+  for (uint32_t ref : keys->tx_ring_refs) ring.push_back(GrantRef{ref});
   std::vector<GrantRef> want = a.nf->slot_page_grefs();
   want.insert(want.end(), ring.begin(), ring.end());
   std::optional<RecallResult> result;

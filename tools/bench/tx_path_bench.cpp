@@ -53,7 +53,7 @@ struct Rig {
     VifOptions vo;
     const VifId vif = must(be->add_vif(kGuest, 0, vo), "add_vif");
     if (!be->set_sink(vif, std::make_shared<NullSink>())) throw std::runtime_error("set_sink");
-    nf = std::make_unique<Netfront>(*guest, *pool, "/local/domain/1/device/vif/0", NetfrontConfig{});
+    nf = std::make_unique<Netfront>(*guest, *pool, vif_frontend_dir(DomId{1}, 0), NetfrontConfig{});
     for (int i = 0; i < 10000 && !nf->connected(); ++i) {
       nf->poll();
       be->poll();
