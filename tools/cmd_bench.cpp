@@ -1,12 +1,12 @@
-// pvnet bench: the copy-avoidance comparison on generated frames, across processes. See tools/bench_runner.hpp.
+// pvnet bench: the copy-avoidance comparison on generated frames, across processes. See tools/bench/bench_runner.hpp.
 #include <boost/program_options.hpp>
 #include <cstring>
 #include <iostream>
 #include <sstream>
 
-#include "tools/bench_runner.hpp"
+#include "tools/bench/bench_runner.hpp"
 #include "tools/command.hpp"
-#include "tools/json_file.hpp"
+#include "tools/replay/json_file.hpp"
 #include "tools/options.hpp"
 
 namespace po = boost::program_options;

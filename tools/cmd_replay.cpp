@@ -1,16 +1,10 @@
-// pvnet replay: the main job. See tools/replay.hpp.
+// pvnet replay: the main job. See tools/replay/replay.hpp and replay_command.hpp.
 #include <boost/program_options.hpp>
-#include <cstdio>
 #include <iostream>
 
 #include "tools/command.hpp"
-#include "tools/json_file.hpp"
 #include "tools/options.hpp"
-#include "tools/compare.hpp"
-#include "tools/multiprocess_replay.hpp"
-#include "tools/replay.hpp"
-#include "tools/report_charts.hpp"
-#include "tools/trace_compare.hpp"
+#include "tools/replay/replay_command.hpp"
 
 namespace po = boost::program_options;
 
@@ -19,7 +13,7 @@ namespace {
 
 constexpr uint32_t kMaxRuns = 1000;  // --runs: more is a mistyped value
 
-// replay --compare: every payload policy on the trace, checked and measured (tools/compare.hpp).
+// replay --compare: every payload policy on the trace, checked and measured (tools/replay/compare.hpp).
 int compare_mode(const ReplayOptions& base, const po::variables_map& vm, const std::string& report_dir,
                  const std::string& json) {
   for (const char* alone : {"out", "policy", "processes"}) {
@@ -28,45 +22,7 @@ int compare_mode(const ReplayOptions& base, const po::variables_map& vm, const s
       return 2;
     }
   }
-  CompareOptions co;
-  co.in = base.in;
-  co.sink = base.sink;
-  co.base = base;
-  co.runs = vm["runs"].as<uint32_t>();
-  // Fail before the replays if the charts cannot be drawn.
-  if (!report_dir.empty()) {
-    if (auto g = check_gnuplot(); !g) {
-      std::cerr << "pvnet replay: " << g.error().reason << "\n";
-      return 1;
-    }
-  }
-  auto rep = run_compare(co);
-  if (!rep) {
-    std::cerr << "pvnet replay --compare: FAILED: " << rep.error().reason << "\n";
-    return 1;
-  }
-  std::cout << rep->table();
-  if (!json.empty()) {
-    if (auto w = write_json_file(json, rep->to_json()); !w) {
-      std::cerr << "pvnet replay: " << w.error().reason << "\n";
-      return 1;
-    }
-  }
-  if (!report_dir.empty()) {
-    if (auto w = write_report_files(*rep, report_dir); !w) {
-      std::cerr << "pvnet replay: " << w.error().reason << "\n";
-      return 1;
-    }
-    auto charts = write_charts(*rep, report_dir);
-    if (!charts) {
-      std::cerr << "pvnet replay: " << charts.error().reason << "\n";
-      return 1;
-    }
-    std::cout << "report: " << report_dir << "/report.json, report.csv, report_bins.csv; charts:";
-    for (auto& c : *charts) std::cout << " " << c;
-    std::cout << "\n";
-  }
-  return 0;
+  return run_compare_command(base, vm["runs"].as<uint32_t>(), report_dir, json);
 }
 
 int cmd_replay(int argc, char** argv) {
@@ -121,54 +77,7 @@ int cmd_replay(int argc, char** argv) {
     return 2;
   }
 
-  auto r = vm["processes"].as<bool>() ? run_replay_processes(o) : run_replay(o);
-  if (!r) {
-    std::cerr << "pvnet replay: " << r.error().reason << "\n";
-    return 1;
-  }
-  nlohmann::json j = r->to_json();
-  std::printf("replay %s: policy %s, sink %s, header slots %s\n", o.in.c_str(), policy.c_str(), sink.c_str(),
-              j["header_slots"].get<bool>() ? "on" : "off");
-  std::printf("  packets in %llu out %llu dropped %llu (%s)\n", (unsigned long long)r->packets_in,
-              (unsigned long long)r->packets_out, (unsigned long long)r->dropped_total(),
-              j["accounted"].get<bool>() ? "every frame accounted for" : "FRAMES UNACCOUNTED FOR");
-  for (auto& [reason, n] : r->dropped) std::printf("    dropped %-28s %llu\n", reason.c_str(), (unsigned long long)n);
-  std::printf("  dom0: memcpy %llu B, grant copy %llu B, pages mapped %llu unmapped %llu, TLB shootdowns %llu,\n"
-              "        faults %llu, hypercalls %llu, header slots used %llu\n",
-              (unsigned long long)j["backend_memcpy_bytes"].get<uint64_t>(),
-              (unsigned long long)j["grant_copy_bytes"].get<uint64_t>(),
-              (unsigned long long)j["pages_mapped"].get<uint64_t>(),
-              (unsigned long long)j["pages_unmapped"].get<uint64_t>(),
-              (unsigned long long)j["tlb_shootdowns"].get<uint64_t>(), (unsigned long long)j["faults"].get<uint64_t>(),
-              (unsigned long long)j["hypercalls"].get<uint64_t>(), (unsigned long long)j["slots_used"].get<uint64_t>());
-  std::printf("  %.0f ns/packet, %.3f Mpps, %.3f Gbit/s\n", j["ns_per_packet"].get<double>(), j["mpps"].get<double>(),
-              j["gbit_per_s"].get<double>());
-  bool leaked = false;
-  if (j.contains("leaks")) {
-    for (auto& [k, v] : j["leaks"].items())
-      if (k == "closed" ? !v.get<bool>() : v.get<uint64_t>() != 0) leaked = true;
-    std::printf("  after teardown: %s\n", leaked ? ("LEAK: " + j["leaks"].dump()).c_str()
-                                                  : "every page, grant, slot and mapping is back");
-  }
-  bool verified = true;
-  if (!o.out.empty() && o.sink != SinkKind::null) {
-    auto c = compare_traces(o.in, o.out, o.repeat, r->dropped_total());
-    if (c) {
-      std::printf("  verified: %s holds the %llu delivered frames byte for byte, in order\n", o.out.c_str(),
-                  (unsigned long long)c->matched);
-    } else {
-      std::printf("  VERIFY FAILED: %s\n", c.error().reason.c_str());
-      verified = false;
-    }
-    j["verified"] = verified;
-  }
-  if (!json.empty()) {
-    if (auto w = write_json_file(json, j); !w) {
-      std::cerr << "pvnet replay: " << w.error().reason << "\n";
-      return 1;
-    }
-  }
-  return j["accounted"].get<bool>() && verified && !leaked ? 0 : 1;
+  return run_replay_command(o, vm["processes"].as<bool>(), policy, sink, json);
 }
 
 }  // namespace

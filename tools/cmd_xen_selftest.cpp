@@ -1,11 +1,11 @@
-// pvnet xen-selftest: the grant-table conformance checks (tools/xen_selftest.hpp) against real Xen, compared
+// pvnet xen-selftest: the grant-table conformance checks (tools/lab/xen_selftest.hpp) against real Xen, compared
 // with the simulator. Run it as root in a Xen dom0 with xen-gntdev and xen-gntalloc loaded (docs/xen.md).
 #include <cstring>
 #include <iostream>
 #include <string>
 
 #include "tools/command.hpp"
-#include "tools/xen_selftest.hpp"
+#include "tools/lab/xen_selftest.hpp"
 
 namespace pvnet::tools {
 namespace {

@@ -11,8 +11,8 @@
 
 #include "tests/common/test_traces.hpp"
 #include "backend/pcap_io.hpp"
-#include "tools/compare.hpp"
-#include "tools/report_charts.hpp"
+#include "tools/replay/compare.hpp"
+#include "tools/replay/report_charts.hpp"
 
 namespace fs = std::filesystem;
 

@@ -4,7 +4,7 @@
 #include <pcap/pcap.h>
 
 #include "tests/e2e_processes/e2e_util.hpp"
-#include "tools/trace_compare.hpp"
+#include "tools/replay/trace_compare.hpp"
 
 namespace pvnet::e2e {
 namespace {

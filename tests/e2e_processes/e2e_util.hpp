@@ -13,7 +13,8 @@
 #include <vector>
 
 #include "tests/common/test_traces.hpp"
-#include "tools/child_process.hpp"
+#include "tools/process/child_process.hpp"
+#include "tools/process/control_lines.hpp"
 
 namespace pvnet::e2e {
 
@@ -63,6 +64,9 @@ inline std::unique_ptr<tools::ChildProcess> start_pvnet(std::vector<std::string>
   auto line = (*c)->wait_for_line(wait_for, Ms(20'000));
   EXPECT_TRUE(line.ok()) << name << ": " << (line.ok() ? "" : line.error().reason);
   if (!line) return nullptr;
+  // What it said is a well-formed control line (tools/process/control_lines.hpp), as its readers parse it.
+  auto parsed = tools::parse_control_line(*line);
+  EXPECT_TRUE(parsed.ok()) << name << ": " << (parsed.ok() ? "" : parsed.error().reason);
   return std::move(c).value();
 }
 

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "backend/tap_sink.hpp"
-#include "tools/guest_env.hpp"
+#include "tools/lab/guest_env.hpp"
 
 namespace pvnet::tools {
 namespace {

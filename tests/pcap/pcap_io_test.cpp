@@ -8,11 +8,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "tests/common/test_traces.hpp"
 #include "backend/pcap_io.hpp"
+#include "tools/process/temp_dir.hpp"
 
 namespace pvnet {
 namespace {
@@ -29,18 +31,12 @@ std::vector<fs::path> trace_files() {
   return files;
 }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "pvnet-pcap-XXXXXX").string();
-    path_ = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
+// The command's TempDir (tools/process/temp_dir.hpp): one way to make a scratch directory.
+pvnet::tools::TempDir scratch_dir() {
+  auto t = pvnet::tools::TempDir::create("pvnet-pcap");
+  if (!t) throw std::runtime_error(t.error().reason);
+  return std::move(t).value();
+}
 
 std::vector<uint8_t> slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -169,7 +165,7 @@ TEST(PcapReader, ReadsEveryTraceFrameForFrameAsTheFileHoldsIt) {
 }
 
 TEST(PcapWriter, RoundTripOfEveryTraceIsByteForByte) {
-  TempDir tmp;
+  pvnet::tools::TempDir tmp = scratch_dir();
   for (const auto& file : trace_files()) {
     auto original = PcapReader::read_all(file.string());
     ASSERT_TRUE(original.ok()) << original.error().reason;
@@ -194,7 +190,7 @@ TEST(PcapWriter, RoundTripOfEveryTraceIsByteForByte) {
 }
 
 TEST(PcapWriter, KeepsNanosecondsAndClosesOnDestruction) {
-  TempDir tmp;
+  pvnet::tools::TempDir tmp = scratch_dir();
   const std::string out = tmp.file("ns.pcap");
   const uint64_t ts = 1'700'000'000'123'456'789ull;
   {
@@ -212,7 +208,7 @@ TEST(PcapWriter, KeepsNanosecondsAndClosesOnDestruction) {
 }
 
 TEST(PcapWriter, ErrorsAreValues) {
-  TempDir tmp;
+  pvnet::tools::TempDir tmp = scratch_dir();
   auto bad = PcapWriter::create(tmp.file("no/such/dir/x.pcap"));
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.error().reason.find("no/such/dir"), std::string::npos);
@@ -228,7 +224,7 @@ TEST(PcapWriter, ErrorsAreValues) {
 }
 
 TEST(PcapWriter, FrameLongerThanSnaplenIsSnappedSoTheFileStaysReadable) {
-  TempDir tmp;
+  pvnet::tools::TempDir tmp = scratch_dir();
   const std::string out = tmp.file("big.pcap");
   const auto big = ethernet_frame(kPcapSnaplen + 100, 3);
   {
@@ -245,7 +241,7 @@ TEST(PcapWriter, FrameLongerThanSnaplenIsSnappedSoTheFileStaysReadable) {
 }
 
 TEST(PcapReader, ReadsPcapngWithNanosecondTimestamps) {
-  TempDir tmp;
+  pvnet::tools::TempDir tmp = scratch_dir();
   for (const auto& file : trace_files()) {
     auto frames = PcapReader::read_all(file.string());
     ASSERT_TRUE(frames.ok());
@@ -263,7 +259,7 @@ TEST(PcapReader, ReadsPcapngWithNanosecondTimestamps) {
 }
 
 TEST(PcapReader, ReadsMicrosecondPcapngAsNanoseconds) {
-  TempDir tmp;
+  pvnet::tools::TempDir tmp = scratch_dir();
   PcapngBuilder ng(1, 6);
   ng.packet(1'700'000'000'000'001ull, ethernet_frame(60, 0), 60);
   const std::string out = tmp.file("us.pcapng");
@@ -288,7 +284,7 @@ void write_with_libpcap(const std::string& path, int dlt) {
 }
 
 TEST(PcapReader, RefusesNonEthernetLinkTypesByName) {
-  TempDir tmp;
+  pvnet::tools::TempDir tmp = scratch_dir();
   const struct {
     int dlt;
     const char* name;
@@ -310,7 +306,7 @@ TEST(PcapReader, RefusesNonEthernetLinkTypesByName) {
 }
 
 TEST(PcapReader, CutFileEndsInAnErrorNamingTheFrame) {
-  TempDir tmp;
+  pvnet::tools::TempDir tmp = scratch_dir();
   const fs::path trace = source_dir() / "traces" / "ipv4-frag-ping.pcap";
   const auto raw = slurp(trace.string());
   const auto recs = walk_pcap(raw);
@@ -338,7 +334,7 @@ TEST(PcapReader, CutFileEndsInAnErrorNamingTheFrame) {
 }
 
 TEST(PcapReader, GarbageAndCorruptRecordsAreErrorsNotCrashes) {
-  TempDir tmp;
+  pvnet::tools::TempDir tmp = scratch_dir();
   spit(tmp.file("garbage.pcap"), std::vector<uint8_t>(100, 0x5a));
   EXPECT_FALSE(PcapReader::open(tmp.file("garbage.pcap")).ok());
   EXPECT_FALSE(PcapReader::open(tmp.file("missing.pcap")).ok());
@@ -357,7 +353,7 @@ TEST(PcapReader, GarbageAndCorruptRecordsAreErrorsNotCrashes) {
 }
 
 TEST(PcapReader, SnappedFrameIsAnErrorOrSkippedOrKeptAsAsked) {
-  TempDir tmp;
+  pvnet::tools::TempDir tmp = scratch_dir();
   const std::string path = tmp.file("snapped.pcap");
   {
     auto w = PcapWriter::create(path);

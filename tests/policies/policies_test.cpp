@@ -10,8 +10,8 @@
 
 #include "backend/pcap_io.hpp"
 #include "tests/common/test_traces.hpp"
-#include "tools/replay.hpp"
-#include "tools/trace_compare.hpp"
+#include "tools/replay/replay.hpp"
+#include "tools/replay/trace_compare.hpp"
 
 namespace fs = std::filesystem;
 

@@ -7,7 +7,7 @@
 #include <fstream>
 
 #include "tests/common/test_traces.hpp"
-#include "tools/temp_dir.hpp"
+#include "tools/process/temp_dir.hpp"
 
 namespace pvnet::tools {
 namespace {

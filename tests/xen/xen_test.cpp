@@ -19,7 +19,7 @@
 #include "grant-sim/xen/xen_grant_table.hpp"
 #include "grant-sim/xen/xen_platform.hpp"
 #include "grant-sim/xen/xen_store.hpp"
-#include "tools/xen_selftest.hpp"
+#include "tools/lab/xen_selftest.hpp"
 
 namespace pvnet {
 namespace {

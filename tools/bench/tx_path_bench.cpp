@@ -17,7 +17,7 @@
 #include "frontend/netfront.hpp"
 #include "frontend/page_pool.hpp"
 #include "grant-sim/sim/sim_hypervisor.hpp"
-#include "tools/bench_frames.hpp"
+#include "tools/bench/bench_frames.hpp"
 
 namespace pvnet {
 namespace {
