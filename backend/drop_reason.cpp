@@ -60,13 +60,14 @@ DropCounts& DropCounts::operator-=(const DropCounts& o) {
   return *this;
 }
 
-void to_json(nlohmann::json& j, const DropCounts& d) {
-  j = nlohmann::json::object();
-  for (size_t i = 0; i < kDropReasons; ++i) {
-    const auto r = static_cast<DropReason>(i);
-    if (d[r] != 0) j[std::string(to_string(r))] = d[r];
-  }
+std::map<std::string, uint64_t> DropCounts::by_key() const {
+  std::map<std::string, uint64_t> m;
+  for (size_t i = 0; i < kDropReasons; ++i)
+    if (n_[i] != 0) m[std::string(to_string(static_cast<DropReason>(i)))] = n_[i];
+  return m;
 }
+
+void to_json(nlohmann::json& j, const DropCounts& d) { j = d.by_key(); }
 
 std::ostream& operator<<(std::ostream& os, const DropCounts& d) {
   const char* sep = "";

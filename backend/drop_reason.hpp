@@ -6,7 +6,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <iosfwd>
+#include <map>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <nlohmann/json_fwd.hpp>
 
@@ -60,6 +62,8 @@ class DropCounts {
   // Saturates at 0 (a window of a counter that was reset in between).
   DropCounts& operator-=(const DropCounts& o);
   bool operator==(const DropCounts&) const = default;
+  // key -> count of the reasons counted at least once (for a report that merges them with other counts).
+  std::map<std::string, uint64_t> by_key() const;
 
  private:
   std::array<uint64_t, kDropReasons> n_{};
