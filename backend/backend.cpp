@@ -240,7 +240,7 @@ void Backend::check_rx_stalls() {
     ++vif.counters.rx_stalls;
     std::cerr << "pvnet-backend: " << vif.name << ": no RX buffers for " << vif.opts.rx_stall_timeout_ms
               << " ms with " << vif.rx_queue.size() << " frames queued; dropping them (rx stalled)\n";
-    drop_rx_queue(vif, "rx_stalled");
+    drop_rx_queue(vif, DropReason::rx_stalled);
   }
 }
 
@@ -416,13 +416,13 @@ void Backend::start_connection(Vif& vif, const netif::FrontendKeys& keys) {
 // RX queue and its packets held in other vifs' queues). Lazy payload slots never outlive a poll.
 void Backend::disconnect(Vif& vif, const char* why) {
   if (!vif.connected) return;
-  drop_rx_queue(vif, "dest_gone");
+  drop_rx_queue(vif, DropReason::dest_gone);
   // Its packets waiting in other guests' RX queues: their grants are about to be ended by the frontend.
   for (auto& [id, other] : vifs_) {
     auto& q = other->rx_queue;
     for (auto it = q.begin(); it != q.end();) {
       if (it->has_completion && it->completion.src == vif.id && it->completion.generation == vif.generation) {
-        vif.counters.dropped["src_gone"]++;
+        vif.counters.dropped[DropReason::src_gone]++;
         other->rx_queue_bytes -= it->len;
         it = q.erase(it);
       } else {
@@ -452,16 +452,18 @@ void Backend::disconnect(Vif& vif, const char* why) {
   (void)why;
 }
 
-void Backend::fatal_tx_err(Vif& vif, const std::string& reason) {
+void Backend::fatal_protocol_error(Vif& vif, ProtocolRing ring, const std::string& why) {
   if (vif.disabled) return;
   vif.disabled = true;
+  // Every ring's violation counts here (the JSON key predates the RX and control rings' checks).
   ++vif.counters.tx_fatal_errors;
+  const char* name = ring == ProtocolRing::tx ? "TX" : ring == ProtocolRing::rx ? "RX" : "control ring";
   // Logged once, naming the interface, as xenvif_fatal_tx_err does ("fatal error; disabling device").
-  std::cerr << "pvnet-backend: " << vif.name << ": " << reason << "; fatal error; disabling device\n";
-  drop_rx_queue(vif, "dest_disabled");
+  std::cerr << "pvnet-backend: " << vif.name << ": " << name << ": " << why << "; fatal error; disabling device\n";
+  drop_rx_queue(vif, DropReason::dest_disabled);
 }
 
-void Backend::drop_rx_queue(Vif& vif, const char* reason) {
+void Backend::drop_rx_queue(Vif& vif, DropReason reason) {
   while (!vif.rx_queue.empty()) {
     RxFrame f = std::move(vif.rx_queue.front());
     vif.rx_queue.pop_front();
@@ -475,7 +477,7 @@ void Backend::drop_rx_queue(Vif& vif, const char* reason) {
 // Counted once (docs/fuzzing.md, "counters"): a forwarded frame is one of its source's TX packets, answered with
 // `status` and counted dropped there, as a refusal at admission is (dest_rx_full); the destination shows its side in
 // its RX counters (rx_stalls, rx_copy_errors), not in `dropped`. A local frame (dom0's own) is counted on `dest`.
-void Backend::drop_rx_frame(Vif& dest, const RxFrame& f, int16_t status, const char* reason) {
+void Backend::drop_rx_frame(Vif& dest, const RxFrame& f, int16_t status, DropReason reason) {
   if (!f.has_completion || !complete_tx(f.completion, status, reason)) dest.counters.dropped[reason]++;
 }
 
@@ -489,12 +491,12 @@ uint32_t Backend::kept_pages_of(DomId dom) const {
 // ---- TX completion ---------------------------------------------------------------------------------------------
 
 // The answers for one packet go to its vif's shadow list; publish_tx_responses() pushes them once per poll.
-bool Backend::complete_tx(const TxCompletion& c, int16_t status, std::string_view drop_reason) {
+bool Backend::complete_tx(const TxCompletion& c, int16_t status, std::optional<DropReason> reason) {
   Vif* vif = find(c.src);
-  return vif && complete_tx(*vif, c, status, drop_reason);
+  return vif && complete_tx(*vif, c, status, reason);
 }
 
-bool Backend::complete_tx(Vif& vif, const TxCompletion& c, int16_t status, std::string_view drop_reason) {
+bool Backend::complete_tx(Vif& vif, const TxCompletion& c, int16_t status, std::optional<DropReason> reason) {
   if (!vif.connected || vif.generation != c.generation) return false;  // that ring is gone
   if (c.tracked) {
     if (vif.inflight != 0) --vif.inflight;
@@ -504,8 +506,8 @@ bool Backend::complete_tx(Vif& vif, const TxCompletion& c, int16_t status, std::
   if (status == netif::rsp::okay) {
     ++vif.counters.packets_out;
     vif.counters.bytes_out += c.len;
-  } else if (!drop_reason.empty()) {
-    vif.counters.dropped[std::string(drop_reason)]++;
+  } else if (reason) {
+    vif.counters.dropped[*reason]++;
   }
   for (const auto& s : c.slots)
     vif.tx_shadow.push_back(netif::TxResponse{s.id, s.extra ? netif::rsp::null : status});
@@ -527,28 +529,28 @@ size_t Backend::publish_tx_responses() {
 
 // ---- accessors --------------------------------------------------------------------------------------------------
 
-Result<void> Backend::queue_rx(VifId id, RxFrame frame) {
+QueueRx Backend::queue_rx(VifId id, RxFrame frame) {
   Vif* vif = find(id);
-  if (!vif || !vif->connected || vif->disabled) return make_error(ENOTCONN, "vif not connected");
+  if (!vif || !vif->connected || vif->disabled) return QueueRx::not_connected;
   // Admission is where dom0's memory for this guest is bounded (XSA-392): a full or stalled queue refuses, and
   // the refusal is counted: a forwarded packet's on its source (answered by the sink), a local frame's here.
   if (vif->rx_stalled) {
-    if (!frame.has_completion) vif->counters.dropped["rx_stalled"]++;
-    return make_error(EPIPE, vif->name + " is not consuming RX (stalled)");
+    if (!frame.has_completion) vif->counters.dropped[DropReason::rx_stalled]++;
+    return QueueRx::stalled;
   }
   // A forwarded packet passed rx_has_room() when its poll began, and one poll's packets are judged before any is
   // queued: it may overshoot by a poll's budget, so it meets the hard cap at twice the bound.
   const size_t slack = frame.has_completion ? 2 : 1;
   if (vif->rx_queue.size() >= slack * vif->opts.rx_queue_max ||
       vif->rx_queue_bytes >= slack * vif->opts.rx_queue_max_bytes) {
-    if (!frame.has_completion) vif->counters.dropped["rx_queue_full"]++;
-    return make_error(ENOBUFS, vif->name + " RX queue is full");
+    if (!frame.has_completion) vif->counters.dropped[DropReason::rx_queue_full]++;
+    return QueueRx::full;
   }
   vif->rx_queue_bytes += frame.len;
   vif->rx_queue.push_back(std::move(frame));
   vif->counters.rx_queued = vif->rx_queue.size();
   vif->counters.rx_queue_bytes = vif->rx_queue_bytes;
-  return {};
+  return QueueRx::ok;
 }
 
 bool Backend::rx_has_room(VifId id) const {

@@ -9,10 +9,13 @@
 //
 // It takes dom0's Platform and touches guest memory only through its GrantMapper (map, copy, lazy window).
 #pragma once
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,12 +64,24 @@ struct VifOptions {
 
 // Offloads a frontend accepts on its RX ring (Backend::rx_offloads): partial checksums (NETRXF_csum_blank) and
 // TCP GSO super-frames.
+// Backend::queue_rx's answer: queued, or why not (the sink that asked decides what that means for its packet).
+enum class QueueRx : uint8_t {
+  ok,
+  stalled,        // the guest stopped consuming RX (rx_stall_timeout_ms): frames to it are refused at once
+  full,           // its RX queue is at its bound (XSA-392)
+  not_connected,  // no such vif, or not connected, or disabled
+};
+
 struct RxOffloads {
   bool csum_blank = false;
   bool gso_tcpv4 = false;
   bool gso_tcpv6 = false;
   bool operator==(const RxOffloads&) const = default;
 };
+
+struct TxBuilt;
+struct TxChain;
+struct TxChecked;
 
 class Backend {
  public:
@@ -104,8 +119,8 @@ class Backend {
   size_t poll_until_idle(size_t max_rounds = 1000);
 
   // Frames from dom0 to a vif's guest (a local source, e.g. a future TAP sink): delivered by grant copy from
-  // `frame.local` (and `frame.frags`). Fails if the vif is not connected; the queue bound is rx_has_room().
-  Result<void> queue_rx(VifId vif, RxFrame frame);
+  // `frame.local` (and `frame.frags`). Refused if the vif is not connected; the queue bound is rx_has_room().
+  QueueRx queue_rx(VifId vif, RxFrame frame);
   bool rx_has_room(VifId vif) const;
   bool rx_connected(VifId vif) const;  // connected and not disabled
   // What the vif's frontend takes on RX (its feature-no-csum-offload, feature-sg, feature-gso-tcpv4/-tcpv6);
@@ -118,7 +133,7 @@ class Backend {
   BackendCounters total() const;  // every vif (also those removed) plus the mapper's GrantCounters
   XenbusState state(VifId vif) const;
   bool connected(VifId vif) const;
-  bool disabled(VifId vif) const;     // a protocol violation disabled its TX/RX (fatal_tx_err)
+  bool disabled(VifId vif) const;     // a protocol violation disabled its TX/RX (fatal_protocol_error)
   bool header_slots(VifId vif) const; // negotiated with its frontend
   uint32_t header_slot_size(VifId vif) const;
   size_t kept_mappings(VifId vif) const;  // header-slot pages currently mapped for it
@@ -133,6 +148,7 @@ class Backend {
   struct Vif;  // backend/vif.hpp
 
  private:
+  struct TxScratch;  // backend/vif.hpp: tx_action's per-poll buffers, reused so a poll allocates nothing
   Backend(Platform& dom0, BackendOptions options, std::unique_ptr<PayloadPolicy> payload);
 
   Vif* find(VifId id) const;
@@ -144,17 +160,37 @@ class Backend {
   Result<void> connect(Vif& vif);
   void start_connection(Vif& vif, const netif::FrontendKeys& keys);
   void disconnect(Vif& vif, const char* why);
-  void fatal_tx_err(Vif& vif, const std::string& reason);
+  // The frontend broke the protocol on one of its rings: the vif is disabled until it reconnects (its RX queue
+  // dropped), logged once with the interface's name, as xenvif_fatal_tx_err.
+  enum class ProtocolRing : uint8_t { tx, rx, ctrl };
+  void fatal_protocol_error(Vif& vif, ProtocolRing ring, const std::string& why);
   size_t ctrl_action(Vif& vif);
   size_t housekeeping();
+  // TX (tx_path.cpp): tx_build per vif (tx_take_packet -> build_tx_packet -> take_tx_header), run_tx_batch, then
+  // finish_tx_packet (check_tx_packet) per packet.
+  enum class TxStop : uint8_t { taken, drained, sink_busy, inflight_full, credit, violation };
   size_t tx_action();
+  size_t tx_build(Vif& vif, TxScratch& scratch);
+  TxStop tx_take_packet(Vif& vif, uint32_t prod, std::chrono::steady_clock::time_point now, TxScratch& scratch,
+                        size_t& work);
+  void build_tx_packet(Vif& vif, const TxChain& chain, const TxChecked& checked, TxScratch& scratch);
+  void take_tx_header(Vif& vif, TxBuilt& b, const TxChain& chain, const TxChecked& checked,
+                      std::vector<CopyOp>& copies);
+  void run_tx_batch(TxScratch& scratch);
+  std::optional<DropReason> check_tx_packet(TxBuilt& b, TxBatch& batch);
+  void finish_tx_packet(TxBuilt& b, TxBatch& batch);
+  // RX (rx_path.cpp): rx_build per vif (rx_drop_reason, claim_rx_buffers, plan_rx_copies), one copy, complete_rx.
+  struct RxWork;
   size_t rx_action();
+  size_t rx_build(Vif& vif, std::deque<RxWork>& works, std::vector<CopyOp>& ops);
+  void complete_rx(std::deque<RxWork>& works, const std::vector<CopyOp>& ops);
   size_t publish_tx_responses();
   // Answers a TX packet; false if its ring is gone (nothing answered, nothing counted).
-  bool complete_tx(const TxCompletion& c, int16_t status, std::string_view drop_reason);
-  bool complete_tx(Vif& vif, const TxCompletion& c, int16_t status, std::string_view drop_reason);
-  void drop_rx_queue(Vif& vif, const char* reason);
-  void drop_rx_frame(Vif& dest, const RxFrame& f, int16_t status, const char* reason);
+  // A status other than OKAY with a reason is counted in `dropped` as that reason.
+  bool complete_tx(const TxCompletion& c, int16_t status, std::optional<DropReason> reason = std::nullopt);
+  bool complete_tx(Vif& vif, const TxCompletion& c, int16_t status, std::optional<DropReason> reason = std::nullopt);
+  void drop_rx_queue(Vif& vif, DropReason reason);
+  void drop_rx_frame(Vif& dest, const RxFrame& f, int16_t status, DropReason reason);
   void handle_recall(Vif& vif);  // backend/recall.cpp: docs/protocol.md "Recall"
   void check_rx_stalls();
   void arm_timer();
@@ -168,7 +204,6 @@ class Backend {
   uint32_t next_vif_ = 1;
   BackendCounters removed_;  // counters of vifs already removed, kept in the total
   int timer_fd_ = -1;        // timerfd: credit refills and RX stall deadlines
-  struct TxScratch;          // backend/vif.hpp: tx_action's per-poll buffers, reused so a poll allocates nothing
   std::unique_ptr<TxScratch> tx_scratch_;
   static constexpr uint32_t kHousekeepingEvery = 64;
   uint32_t polls_since_housekeeping_ = 0;

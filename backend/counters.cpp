@@ -15,16 +15,14 @@ namespace pvnet {
   X(recall_requests) X(recalled_grefs) X(recall_refused) X(ctrl_requests) X(kept_pages)
 
 uint64_t BackendCounters::dropped_total() const {
-  uint64_t n = 0;
-  for (const auto& [reason, count] : dropped) n += count;
-  return n;
+  return dropped.total();
 }
 
 BackendCounters& BackendCounters::operator+=(const BackendCounters& o) {
 #define X(f) f += o.f;
   PVNET_BACKEND_COUNTERS(X)
 #undef X
-  for (const auto& [reason, count] : o.dropped) dropped[reason] += count;
+  dropped += o.dropped;
   grant += o.grant;
   return *this;
 }
@@ -44,10 +42,7 @@ std::ostream& operator<<(std::ostream& os, const BackendCounters& c) {
 #define X(f) os << sep << #f << '=' << c.f; sep = " ";
   PVNET_BACKEND_COUNTERS(X)
 #undef X
-  os << " dropped={";
-  sep = "";
-  for (const auto& [reason, count] : c.dropped) { os << sep << reason << ':' << count; sep = ","; }
-  os << "} grant{" << c.grant << '}';
+  os << " dropped={" << c.dropped << "} grant{" << c.grant << '}';
   return os;
 }
 

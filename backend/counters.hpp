@@ -3,10 +3,9 @@
 #pragma once
 #include <cstdint>
 #include <iosfwd>
-#include <map>
-#include <string>
 #include <nlohmann/json_fwd.hpp>
 
+#include "backend/drop_reason.hpp"
 #include "grant-sim/platform/counters.hpp"
 
 namespace pvnet {
@@ -54,7 +53,7 @@ struct BackendCounters {
   uint64_t ctrl_requests = 0;
   uint64_t kept_pages = 0;           // header-slot pages mapped right now (a gauge)
 
-  std::map<std::string, uint64_t> dropped;  // reason -> packets dropped (answered ERROR/DROPPED)
+  DropCounts dropped;  // reason -> packets dropped (answered ERROR/DROPPED); JSON {key: count} as before
 
   GrantCounters grant;  // the mapper's, filled in for the backend total only (batches span vifs)
 

@@ -98,7 +98,7 @@ size_t Backend::ctrl_action(Vif& vif) {
   auto& ring = *vif.ctrl;
   auto prod = ring.checked_req_prod();
   if (!prod) {
-    fatal_tx_err(vif, "control ring: " + prod.error().reason);
+    fatal_protocol_error(vif, ProtocolRing::ctrl, prod.error().reason);
     return 0;
   }
   size_t work = 0;
@@ -136,7 +136,7 @@ size_t Backend::ctrl_action(Vif& vif) {
     if (!ring.final_check_for_requests()) break;
     auto again = ring.checked_req_prod();
     if (!again) {
-      fatal_tx_err(vif, "control ring: " + again.error().reason);
+      fatal_protocol_error(vif, ProtocolRing::ctrl, again.error().reason);
       break;
     }
     prod = again;

@@ -23,7 +23,7 @@ PcapSink::PcapSink(PcapWriter writer, Clock clock)
     : writer_(std::move(writer)), clock_(clock ? std::move(clock) : Clock(realtime_ns)) {}
 
 SinkResult PcapSink::consume(TxPacket& pkt, PayloadPolicy& payload, BackendCounters& src) {
-  if (auto ok = payload.expose(pkt); !ok) return SinkResult::drop(netif::rsp::error, "payload_unavailable");
+  if (auto ok = payload.expose(pkt); !ok) return SinkResult::drop(netif::rsp::error, DropReason::payload_unavailable);
   frame_.assign(pkt.header.begin(), pkt.header.end());
   frame_.resize(pkt.len);
   size_t at = pkt.header.size();
@@ -36,8 +36,8 @@ SinkResult PcapSink::consume(TxPacket& pkt, PayloadPolicy& payload, BackendCount
   uint64_t touched = 0;
   auto verified = payload.verify(pkt, &touched);
   src.payload_pages_touched += touched;
-  if (!verified) return SinkResult::drop(netif::rsp::error, "bad_payload_grant");
-  if (auto ok = writer_.write(clock_(), frame_); !ok) return SinkResult::drop(netif::rsp::error, "pcap_write_error");
+  if (!verified) return SinkResult::drop(netif::rsp::error, DropReason::bad_payload_grant);
+  if (auto ok = writer_.write(clock_(), frame_); !ok) return SinkResult::drop(netif::rsp::error, DropReason::pcap_write_error);
   return SinkResult::okay();
 }
 

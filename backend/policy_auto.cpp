@@ -109,6 +109,42 @@ class ScratchGrants {
 
 constexpr uint32_t kScratchPages = 8;
 
+// Map + touch + unmap, and a lazy fault, of one scratch grant (measure_payload_costs' last two rows).
+Result<void> measure_mapping_costs(GrantMapper& mapper, DomId self, GrantRef ref, uint32_t iterations,
+                                   PayloadCosts& c) {
+  // Map + touch + unmap, a batch of one each (what a lone packet pays; a poll's batch shares the calls).
+  bool map_ok = true;
+  c.map_touch_unmap_per_page = median_ns(iterations, [&] {
+    MapOp op;
+    op.dom = self;
+    op.ref = ref;
+    op.readonly = true;
+    mapper.map(std::span<MapOp>(&op, 1));
+    if (op.status != GntSt::okay) {
+      map_ok = false;
+      return;
+    }
+    touch(op.addr);
+    UnmapOp u;
+    u.handle = op.handle;
+    mapper.unmap(std::span<UnmapOp>(&u, 1));
+  });
+  if (!map_ok) return make_error(EIO, "mapping dom0's scratch grant failed");
+
+  // Lazy: assign (free), touch (the fault maps the page), release (the unmap).
+  auto window = mapper.make_lazy_window(1);
+  if (!window) return make_error(ENOMEM, "no lazy window to measure on");
+  bool lazy_ok = true;
+  const size_t slot0 = 0;
+  c.lazy_fault_per_page = median_ns(iterations, [&] {
+    touch(window->assign(0, self, ref, /*readonly=*/true));
+    lazy_ok = lazy_ok && window->status(0) == GntSt::okay && window->mapped(0);
+    window->release(std::span<const size_t>(&slot0, 1));
+  });
+  if (!lazy_ok) return make_error(EIO, "lazy fault on dom0's scratch grant failed");
+  return {};
+}
+
 }  // namespace
 
 Result<PayloadCosts> measure_payload_costs(Platform& dom0, uint32_t iterations) {
@@ -159,36 +195,7 @@ Result<PayloadCosts> measure_payload_costs(Platform& dom0, uint32_t iterations) 
   c.grant_copy_per_op = std::max(0.0, (g8x4k - g4k) / (kScratchPages - 1) - c.grant_copy_per_byte * kPageSize);
   c.grant_copy_per_call = std::max(0.0, g64 - c.grant_copy_per_op - c.grant_copy_per_byte * 64);
 
-  // Map + touch + unmap, a batch of one each (what a lone packet pays; a poll's batch shares the calls).
-  bool map_ok = true;
-  c.map_touch_unmap_per_page = median_ns(iterations, [&] {
-    MapOp op;
-    op.dom = self;
-    op.ref = refs[0];
-    op.readonly = true;
-    mapper.map(std::span<MapOp>(&op, 1));
-    if (op.status != GntSt::okay) {
-      map_ok = false;
-      return;
-    }
-    touch(op.addr);
-    UnmapOp u;
-    u.handle = op.handle;
-    mapper.unmap(std::span<UnmapOp>(&u, 1));
-  });
-  if (!map_ok) return make_error(EIO, "mapping dom0's scratch grant failed");
-
-  // Lazy: assign (free), touch (the fault maps the page), release (the unmap).
-  auto window = mapper.make_lazy_window(1);
-  if (!window) return make_error(ENOMEM, "no lazy window to measure on");
-  bool lazy_ok = true;
-  const size_t slot0 = 0;
-  c.lazy_fault_per_page = median_ns(iterations, [&] {
-    touch(window->assign(0, self, refs[0], /*readonly=*/true));
-    lazy_ok = lazy_ok && window->status(0) == GntSt::okay && window->mapped(0);
-    window->release(std::span<const size_t>(&slot0, 1));
-  });
-  if (!lazy_ok) return make_error(EIO, "lazy fault on dom0's scratch grant failed");
+  if (auto ok = measure_mapping_costs(mapper, self, refs[0], iterations, c); !ok) return ok.error();
   c.measured = true;
   return c;
 }

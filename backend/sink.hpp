@@ -3,6 +3,7 @@
 // destination guest happens in the RX phase of the same or a later poll).
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "backend/counters.hpp"
@@ -16,11 +17,11 @@ struct SinkResult {
   enum class Kind : uint8_t { done, held };
   Kind kind = Kind::done;
   int16_t status = netif::rsp::okay;  // for done: NETIF_RSP_OKAY, _ERROR or _DROPPED
-  std::string drop_reason;            // for a done that is not OKAY: the key counted in BackendCounters::dropped
+  std::optional<DropReason> drop_reason;  // for a done that is not OKAY: counted in BackendCounters::dropped
 
   static SinkResult okay() { return {}; }
-  static SinkResult drop(int16_t status, std::string reason) { return {Kind::done, status, std::move(reason)}; }
-  static SinkResult held() { return {Kind::held, netif::rsp::okay, {}}; }
+  static SinkResult drop(int16_t status, DropReason reason) { return {Kind::done, status, reason}; }
+  static SinkResult held() { return {Kind::held, netif::rsp::okay, std::nullopt}; }
 };
 
 class Sink {

@@ -143,11 +143,11 @@ Result<std::unique_ptr<TapSink>> TapSink::open(const std::string& netns_path, co
 }
 
 SinkResult TapSink::consume(TxPacket& pkt, PayloadPolicy& payload, BackendCounters& src) {
-  if (auto ok = payload.expose(pkt); !ok) return SinkResult::drop(netif::rsp::error, "payload_unavailable");
+  if (auto ok = payload.expose(pkt); !ok) return SinkResult::drop(netif::rsp::error, DropReason::payload_unavailable);
   frame_.assign(kVnetHdr + pkt.len, std::byte{0});
   const auto vh = vnet_hdr_for(pkt.hdr, (pkt.tx_flags & netif::txf::csum_blank) != 0,
                                pkt.gso.present() ? pkt.gso.type : netif::gso_type::none, pkt.gso.size);
-  if (!vh) return SinkResult::drop(netif::rsp::error, "tap_gso_not_tcp");
+  if (!vh) return SinkResult::drop(netif::rsp::error, DropReason::tap_gso_not_tcp);
   std::memcpy(frame_.data(), &*vh, kVnetHdr);
   std::memcpy(frame_.data() + kVnetHdr, pkt.header.data(), pkt.header.size());
   size_t at = kVnetHdr + pkt.header.size();
@@ -159,11 +159,11 @@ SinkResult TapSink::consume(TxPacket& pkt, PayloadPolicy& payload, BackendCounte
   uint64_t touched = 0;
   auto verified = payload.verify(pkt, &touched);
   src.payload_pages_touched += touched;
-  if (!verified) return SinkResult::drop(netif::rsp::error, "bad_payload_grant");
+  if (!verified) return SinkResult::drop(netif::rsp::error, DropReason::bad_payload_grant);
   ssize_t n = ::write(fd_.get(), frame_.data(), frame_.size());
   if (n < 0) {
     // A full TAP queue drops, as a congested bridge port does.
-    return SinkResult::drop(netif::rsp::dropped, errno == EAGAIN ? "tap_queue_full" : "tap_write_error");
+    return SinkResult::drop(netif::rsp::dropped, errno == EAGAIN ? DropReason::tap_queue_full : DropReason::tap_write_error);
   }
   to_host_++;
   to_host_bytes_ += pkt.len;
@@ -204,7 +204,7 @@ size_t TapSink::pump_rx(Backend& backend, VifId vif) {
     if (off->csum_blank) f.rx_flags = netif::rxf::csum_blank | netif::rxf::data_validated;
     const uint32_t len = f.len;
     const bool gso = f.gso.present();
-    if (backend.queue_rx(vif, std::move(f))) {
+    if (backend.queue_rx(vif, std::move(f)) == QueueRx::ok) {
       to_guest_++;
       to_guest_bytes_ += len;
       if (gso) to_guest_gso_++;

@@ -90,6 +90,22 @@ struct TxPacket {
   uint32_t header_from_frag0 = 0;  // map policy, plain netif: header bytes still to memcpy out of frags[0]
 
   uint32_t payload_len() const { return len - static_cast<uint32_t>(header.size()); }
+  // Empty again, as a default-constructed packet, but the vectors keep their capacity: tx_action reuses its
+  // packets from one poll to the next, so the steady state allocates nothing per packet.
+  void reset() {
+    src = {};
+    src_dom = {};
+    header.clear();
+    frags.clear();
+    len = 0;
+    hdr = HeaderInfo{};
+    gso = GsoInfo{};
+    tx_flags = 0;
+    header_slot = false;
+    completion = TxCompletion{};  // inline slots: nothing to keep
+    payload_copy.clear();
+    header_from_frag0 = 0;
+  }
 };
 
 // A frame waiting for a guest's RX buffers: `local` bytes in dom0 memory first (a forwarded packet's header, or a

@@ -12,39 +12,15 @@
 #include <vector>
 
 #include "backend/backend.hpp"
+#include "backend/grant_ops.hpp"
 #include "backend/payload_policy.hpp"
 #include "backend/tx_packet.hpp"
+#include "backend/tx_stages.hpp"
 #include "backend/rx_extents.hpp"
+#include "backend/rx_stages.hpp"
 #include "shared-ring/netif.hpp"
 
 namespace pvnet {
-
-// A header-slot page the frontend registered (ADD_GREF_MAPPING), mapped for the connection's life.
-struct KeptMapping {
-  const std::byte* addr = nullptr;
-  MapHandle handle;
-};
-
-// Grant ops with their out-fields defaulted (aggregate init of only the in-fields trips -Wmissing-field-initializers).
-inline MapOp map_op(DomId dom, GrantRef ref, bool readonly) {
-  MapOp op;
-  op.dom = dom;
-  op.ref = ref;
-  op.readonly = readonly;
-  return op;
-}
-inline UnmapOp unmap_op(MapHandle h) {
-  UnmapOp op;
-  op.handle = h;
-  return op;
-}
-inline CopyOp copy_op(CopySide src, CopySide dst, uint32_t len) {
-  CopyOp op;
-  op.src = src;
-  op.dst = dst;
-  op.len = static_cast<uint16_t>(len);
-  return op;
-}
 
 struct Backend::Vif {
   VifId id;
@@ -62,7 +38,7 @@ struct Backend::Vif {
 
   // Set at connect, cleared at disconnect.
   bool connected = false;
-  bool disabled = false;     // fatal_tx_err: protocol violation; stays until the frontend reconnects
+  bool disabled = false;     // fatal_protocol_error: stays until the frontend reconnects
   uint64_t generation = 0;   // bumped per connect; stale TxCompletions of an older connection are ignored
   bool header_slots = false;
   uint32_t slot_size = netif::kHeaderSlotSizeDefault;
@@ -77,7 +53,7 @@ struct Backend::Vif {
   bool split_evtchn = false;
   std::vector<Port> bound_ports;
 
-  std::unordered_map<GrantRef, KeptMapping> kept;  // gref -> kept header-slot mapping
+  KeptMappings kept;                               // gref -> kept header-slot mapping
   std::deque<RxFrame> rx_queue;                    // frames waiting for this guest's RX buffers
   RxExtents rx_ext;                                // RX extents (docs/protocol.md 7): table, held buffers
   size_t rx_queue_bytes = 0;                       // sum of their lengths (XSA-392 bound)
@@ -99,8 +75,14 @@ struct TxBuilt {
   Backend::Vif* vif = nullptr;
   TxPacket pkt;
   size_t copy_op = SIZE_MAX;       // plain netif: index of its header copy in this poll's batch
-  int16_t drop_status = 0;         // != 0: answer with it (odd but legal packet), reason in drop_reason
-  const char* drop_reason = "";
+  std::optional<DropReason> drop;  // an odd but legal packet: answered NETIF_RSP_ERROR, counted as this
+
+  void reset() {
+    vif = nullptr;
+    copy_op = SIZE_MAX;
+    drop.reset();
+    pkt.reset();
+  }
 };
 // The poll's copy ops point into packets' header buffers: growing the vector of packets must move them (buffers
 // stay put), never copy them.
@@ -117,21 +99,7 @@ struct Backend::TxScratch {
   TxBuilt& next() {
     if (used == built.size()) built.emplace_back();
     TxBuilt& b = built[used++];
-    b.vif = nullptr;
-    b.copy_op = SIZE_MAX;
-    b.drop_status = 0;
-    b.drop_reason = "";
-    TxPacket& p = b.pkt;
-    p.header.clear();
-    p.frags.clear();
-    p.payload_copy.clear();
-    p.completion.slots.clear();
-    p.completion.tracked = false;
-    p.hdr = HeaderInfo{};
-    p.gso = GsoInfo{};
-    p.tx_flags = 0;
-    p.header_slot = false;
-    p.header_from_frag0 = 0;
+    b.reset();
     return b;
   }
   void reset() {

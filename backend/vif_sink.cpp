@@ -1,7 +1,5 @@
 #include "backend/vif_sink.hpp"
 
-#include <cerrno>
-
 namespace pvnet {
 
 bool VifSink::ready(VifId src) const {
@@ -12,7 +10,7 @@ bool VifSink::ready(VifId src) const {
 SinkResult VifSink::consume(TxPacket& pkt, PayloadPolicy& payload, BackendCounters& src) {
   (void)payload;  // forwarded gref -> gref: the payload is never made readable in dom0
   (void)src;
-  if (!backend_.rx_connected(dst_)) return SinkResult::drop(netif::rsp::dropped, "dest_not_connected");
+  if (!backend_.rx_connected(dst_)) return SinkResult::drop(netif::rsp::dropped, DropReason::dest_not_connected);
   RxFrame f;
   f.len = pkt.len;
   f.gso = pkt.gso;
@@ -23,13 +21,13 @@ SinkResult VifSink::consume(TxPacket& pkt, PayloadPolicy& payload, BackendCounte
   f.payload_copy = std::move(pkt.payload_copy);  // a policy that copied the payload (copy): sent from dom0 memory
   f.has_completion = true;
   f.completion = pkt.completion;  // copied (inline, small): a refused frame is answered from pkt.completion
-  if (auto ok = backend_.queue_rx(dst_, std::move(f)); !ok) {
-    const int code = ok.error().code;
-    return SinkResult::drop(netif::rsp::dropped, code == EPIPE     ? "dest_rx_stalled"
-                                                 : code == ENOBUFS ? "dest_rx_full"
-                                                                   : "dest_not_connected");
+  switch (backend_.queue_rx(dst_, std::move(f))) {
+    case QueueRx::ok: return SinkResult::held();
+    case QueueRx::stalled: return SinkResult::drop(netif::rsp::dropped, DropReason::dest_rx_stalled);
+    case QueueRx::full: return SinkResult::drop(netif::rsp::dropped, DropReason::dest_rx_full);
+    case QueueRx::not_connected: break;
   }
-  return SinkResult::held();
+  return SinkResult::drop(netif::rsp::dropped, DropReason::dest_not_connected);
 }
 
 }  // namespace pvnet

@@ -16,6 +16,7 @@
 
 #include "frontend/netfront_counters.hpp"
 #include "frontend/page_pool.hpp"
+#include "frontend/tx_plan.hpp"
 #include "grant-sim/platform/platform.hpp"
 #include "shared-ring/header_slots.hpp"
 #include "shared-ring/negotiation/features.hpp"
@@ -229,13 +230,13 @@ class Netfront {
   struct TxReqState {  // per TX id (pending_idx)
     bool in_flight = false;
     uint16_t frame = 0;
-    bool has_grant = false;
-    bool reserved_gref = false;  // gref came from tx_gref_pool_
-    GrantRef gref;
-    bool has_slot = false;
-    SlotIndex slot;
-    bool has_linear = false;  // a linearisation page to free after the grant ends
-    Pfn linear;
+    struct Grant {
+      GrantRef gref;
+      bool reserved = false;  // gref came from tx_gref_pool_
+    };
+    std::optional<Grant> grant;     // its payload page's grant, ended once the backend lets go
+    std::optional<SlotIndex> slot;  // its header slot, freed on the response
+    std::optional<Pfn> linear;      // a linearisation page to free after the grant ends
   };
   struct TxFrameState {
     uint64_t cookie = 0;
@@ -244,12 +245,7 @@ class Netfront {
     uint16_t grants_pending = 0;
     int16_t status = netif::rsp::okay;
   };
-  struct Seg {  // one page piece of a TX frame
-    Pfn pfn;
-    uint16_t offset;
-    uint16_t len;
-    const std::byte* data;
-  };
+  using Seg = TxSeg;  // one page piece of a TX frame
   struct RxBuffer {
     std::optional<Pfn> page;
     GrantRef gref;
@@ -260,11 +256,12 @@ class Netfront {
     uint64_t cookie = 0;
     uint16_t ext_offset = 0, ext_length = static_cast<uint16_t>(kPageSize);
   };
-  struct RxPartial {
-    bool active = false;
-    bool expect_extra = false;
-    bool more = false;
-    bool bad = false;
+  struct RxPartial {  // the frame being received, between its first response and its last
+    // What the next response is: a frame's first, one of its data, or one of its extra-info slots after which
+    // data follows (the first said more_data) or the frame ends.
+    enum class Next : uint8_t { first, data, extra_then_data, extra_then_end };
+    Next next = Next::first;
+    bool bad = false;  // a response was malformed: the whole frame is dropped at its end
     ReceivedFrame frame;
     ReceivedBuffers owned;  // owner buffers of the frame
   };
@@ -321,6 +318,14 @@ class Netfront {
   void tx_drop_in_flight();
   void tx_request_done(uint16_t id, int16_t status);  // its id, slot and grant back; the frame completes
   TxStatus tx_refuse(TxStatus s, std::string reason);
+  // transmit's steps (tx_path.cpp): cut, plan_tx (tx_plan.hpp), reserve, linearise, grant, emit.
+  Result<void> tx_cut_pieces(std::span<const TxPiece> pieces);
+  Result<bool> tx_reserve(const TxPlan& plan);
+  void tx_linearise(TxPlan& plan);
+  Result<void> tx_grant_payload(const TxPlan& plan, bool pooled);
+  void tx_emit(const TxPlan& plan, const TxOptions& o, bool pooled);
+  size_t tx_emit_first(const TxPlan& plan, const TxOptions& o, uint16_t frame, bool pooled);
+  uint16_t tx_take_id(uint16_t frame);
 
   // RX (rx_path.cpp)
   bool process_rx();
@@ -386,7 +391,7 @@ class Netfront {
   std::array<TxFrameState, netif::kTxRingSizeMax> tx_frames_{};
   std::vector<uint16_t> tx_free_frames_;
   std::vector<Seg> segs_;          // scratch, reused per frame
-  std::vector<Seg> payload_segs_;  // scratch
+  TxPlan tx_plan_;                 // scratch: the frame being sent
   std::vector<Pfn> linear_pages_;  // scratch
   std::vector<GrantRef> new_grants_;  // scratch
   std::vector<TxDone> tx_done_queue_;

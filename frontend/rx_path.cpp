@@ -161,7 +161,8 @@ bool Netfront::process_rx() {
       const netif::RxResponse rsp = rx_->consume_response();
       progress = true;
       RxPartial& p = rx_partial_;
-      if (p.expect_extra) {
+      using Next = RxPartial::Next;
+      if (p.next == Next::extra_then_data || p.next == Next::extra_then_end) {
         netif::ExtraInfo extra;
         static_assert(sizeof(extra) <= sizeof(rsp));
         std::memcpy(&extra, &rsp, sizeof(extra));
@@ -181,22 +182,23 @@ bool Netfront::process_rx() {
         } else if (extra.type == netif::extra_type::none || extra.type >= netif::extra_type::max) {
           p.bad = true;
         }
-        p.expect_extra = (extra.flags & netif::extra_flag::more) != 0;
-        if (!p.expect_extra && !p.more) rx_finish_frame();
+        if (!(extra.flags & netif::extra_flag::more))
+          p.next = p.next == Next::extra_then_data ? Next::data : Next::first;
+        if (p.next == Next::first) rx_finish_frame();
         continue;
       }
       if (rsp.id >= netif::kRxRingSize || !rx_bufs_[rsp.id].posted) {
         ++counters_.bad_responses;
         continue;
       }
-      const bool first = !p.active;
+      const bool first = p.next == Next::first;
+      const bool more = (rsp.flags & netif::rxf::more_data) != 0;
       if (first) {
-        p.active = true;
         p.frame.csum_blank = (rsp.flags & netif::rxf::csum_blank) != 0;
         p.frame.data_validated = (rsp.flags & netif::rxf::data_validated) != 0;
-        p.expect_extra = (rsp.flags & netif::rxf::extra_info) != 0;
       }
-      p.more = (rsp.flags & netif::rxf::more_data) != 0;
+      if (first && (rsp.flags & netif::rxf::extra_info)) p.next = more ? Next::extra_then_data : Next::extra_then_end;
+      else p.next = more ? Next::data : Next::first;
       RxBuffer& rb = rx_bufs_[rsp.id];
       const uint32_t got = static_cast<uint32_t>(std::max<int16_t>(rsp.status, 0));
       // With extents the data must lie where this buffer's extent says (after the headroom in a frame's first).
@@ -219,7 +221,7 @@ bool Netfront::process_rx() {
         counters_.rx_copy_bytes += static_cast<uint64_t>(rsp.status);
       }
       rx_recycle(rsp.id);
-      if (!p.expect_extra && !p.more) rx_finish_frame();
+      if (p.next == Next::first) rx_finish_frame();
     }
   } while (rx_->final_check_for_responses());
   return progress;

@@ -2,11 +2,12 @@
 // and 5): with header slots, the headers are copied into a slot and the rest is granted read-only page by page;
 // without, the first request is the first page piece (Linux netfront's xennet_start_xmit).
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <string>
 
 #include "frontend/netfront.hpp"
-#include "shared-ring/packet_headers.hpp"
+#include "frontend/tx_plan.hpp"
 
 namespace pvnet {
 
@@ -32,137 +33,88 @@ TxStatus Netfront::tx_refuse(TxStatus s, std::string reason) {
   return s;
 }
 
+// xennet_start_xmit: cut the frame into page pieces, plan the packet (plan_tx, pure), reserve everything it needs
+// so that nothing is ever half-posted, linearise and grant its payload, then emit its requests.
 TxStatus Netfront::transmit(std::span<const TxPiece> pieces, const TxOptions& o) {
   if (state_ != NetfrontState::kConnected || !tx_) return tx_refuse(TxStatus::kNotConnected, "not connected");
+  if (auto cut = tx_cut_pieces(pieces); !cut) return tx_refuse(TxStatus::kInvalid, cut.error().reason);
+  const TxCaps caps{slots_active_ && slots_.has_value(), config_.slot_size, be_sg_, be_gso_v4_, be_gso_v6_};
+  TxPlan& plan = tx_plan_;
+  auto planned = plan_tx(segs_, o.gso_type, o.gso_size, caps, plan);
+  counters_.frontend_copy_bytes += plan.gathered;
+  if (!planned) return tx_refuse(TxStatus::kInvalid, planned.error().reason);
+  auto pooled = tx_reserve(plan);
+  if (!pooled) return tx_refuse(TxStatus::kBusy, pooled.error().reason);
+  if (plan.linearise) tx_linearise(plan);
+  if (auto granted = tx_grant_payload(plan, *pooled); !granted) return tx_refuse(TxStatus::kBusy, granted.error().reason);
+  tx_emit(plan, o, *pooled);
+  if (!o.defer_push) flush();
+  return TxStatus::kQueued;
+}
 
-  // Cut the frame at page boundaries: one request per page piece.
+// The frame as page pieces (segs_): one request per page piece at most.
+Result<void> Netfront::tx_cut_pieces(std::span<const TxPiece> pieces) {
   GuestMemory& mem = platform_.memory();
   segs_.clear();
-  uint64_t total = 0;
   for (const TxPiece& p : pieces) {
-    if (p.offset >= kPageSize) return tx_refuse(TxStatus::kInvalid, "piece offset outside its page");
+    if (p.offset >= kPageSize) return make_error(EINVAL, "piece offset outside its page");
     uint64_t left = p.len;
     uint64_t pfn = p.pfn.value;
     uint32_t off = p.offset;
     while (left > 0) {
       auto page = mem.page(Pfn{pfn});
-      if (page.empty()) return tx_refuse(TxStatus::kInvalid, "piece outside guest memory");
+      if (page.empty()) return make_error(EINVAL, "piece outside guest memory");
       const uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(left, kPageSize - off));
       segs_.push_back(Seg{Pfn{pfn}, static_cast<uint16_t>(off), static_cast<uint16_t>(n), page.data() + off});
       left -= n;
-      total += n;
       off = 0;
       ++pfn;
     }
   }
-  if (total == 0 || total > netif::kMaxTxSize)
-    return tx_refuse(TxStatus::kInvalid, "frame of " + std::to_string(total) + " B: netif carries 1..65535");
-  const bool gso = o.gso_type != netif::gso_type::none;
-  if (gso) {
-    const bool offered = (o.gso_type == netif::gso_type::tcpv4 && be_gso_v4_) ||
-                         (o.gso_type == netif::gso_type::tcpv6 && be_gso_v6_);
-    if (!offered || o.gso_size == 0)
-      return tx_refuse(TxStatus::kInvalid, "GSO type not offered by the backend, or MSS 0");
-  }
+  return {};
+}
 
-  // Header slot: how many header bytes go into it.
-  bool use_slot = slots_active_ && slots_.has_value();
-  const uint32_t S = config_.slot_size;
-  uint32_t hdr_len = 0;
-  if (use_slot) {
-    if (total <= S) {
-      hdr_len = static_cast<uint32_t>(total);  // the whole frame travels in its slot
-    } else {
-      // Parse what fits in a slot; the usual frame has it all in its first piece. Headers longer than the slot
-      // (or a frame the parser cannot finish within it) fill the slot; the rest goes as payload.
-      std::array<std::byte, netif::kHeaderSlotSizeMax> gather;
-      std::span<const std::byte> view;
-      if (segs_[0].len >= S) {
-        view = {segs_[0].data, S};
-      } else {
-        uint32_t got = 0;
-        for (const Seg& s : segs_) {
-          const uint32_t n = std::min<uint32_t>(s.len, S - got);
-          std::memcpy(gather.data() + got, s.data, n);
-          got += n;
-          if (got == S) break;
-        }
-        view = {gather.data(), S};
-        counters_.frontend_copy_bytes += S;  // a scattered header is gathered once to be parsed
-      }
-      const HeaderInfo info = parse_headers(view);
-      hdr_len = info.ok() && info.header_len > 0 ? info.header_len : S;
-    }
-  }
-
-  // Without feature-sg the backend takes one request per packet: a frame of one page at most, linearised.
-  bool single_only = !be_sg_;
-  if (single_only && use_slot && total > S) use_slot = false;
-  if (single_only && total > kPageSize)
-    return tx_refuse(TxStatus::kInvalid, "backend lacks feature-sg: frames above one page cannot be sent");
-
-  // Payload page pieces: what follows the slot, or the whole frame in plain netif.
-  payload_segs_.clear();
-  {
-    uint32_t skip = use_slot ? hdr_len : 0;
-    for (const Seg& s : segs_) {
-      if (skip >= s.len) {
-        skip -= s.len;
-        continue;
-      }
-      payload_segs_.push_back(Seg{s.pfn, static_cast<uint16_t>(s.offset + skip), static_cast<uint16_t>(s.len - skip),
-                                  s.data + skip});
-      skip = 0;
-    }
-  }
-  uint64_t payload_bytes = 0;
-  for (const Seg& s : payload_segs_) payload_bytes += s.len;
-  uint32_t n_data = (use_slot ? 1 : 0) + static_cast<uint32_t>(payload_segs_.size());
-  // Never more than XEN_NETIF_NR_SLOTS_MIN requests: a backend need not accept more (netback's fatal_tx_err).
-  const bool linearise = n_data > netif::kNrSlotsMin || (single_only && n_data > 1);
-  uint32_t n_linear = 0;
-  if (linearise) {
-    n_linear = static_cast<uint32_t>((payload_bytes + kPageSize - 1) / kPageSize);
-    n_data = (use_slot ? 1 : 0) + n_linear;
-  }
-  const uint32_t n_grants = linearise ? n_linear : static_cast<uint32_t>(payload_segs_.size());
-  const uint32_t n_ring = n_data + (gso ? 1 : 0);
-
-  // Back-pressure: check everything before touching anything, so nothing is ever half-posted.
-  if (tx_->free_requests() < n_ring || tx_free_ids_.size() < n_data || tx_free_frames_.empty())
-    return tx_refuse(TxStatus::kBusy, "TX ring full");
-  if (use_slot && slots_->in_use() == slots_->capacity()) return tx_refuse(TxStatus::kBusy, "no free header slot");
-  if (pool_.free_pages() < n_linear) return tx_refuse(TxStatus::kBusy, "no pages to linearise into");
-  const bool pooled = n_grants > 0 && tx_grefs_ready(n_grants);
-  if (n_grants > 0 && !pooled && (tx_gref_pool_ok_ || platform_.grant_table().free_count() < n_grants))
-    return tx_refuse(TxStatus::kBusy, "grant table full");
-
+// Back-pressure: everything the plan needs, checked before anything is touched. The linearisation pages are
+// taken here; the answer says whether the grants come from netfront's reserved references.
+Result<bool> Netfront::tx_reserve(const TxPlan& plan) {
+  if (tx_->free_requests() < plan.n_ring || tx_free_ids_.size() < plan.n_data || tx_free_frames_.empty())
+    return make_error(EBUSY, "TX ring full");
+  if (plan.use_slot && slots_->in_use() == slots_->capacity()) return make_error(EBUSY, "no free header slot");
+  if (pool_.free_pages() < plan.n_linear) return make_error(EBUSY, "no pages to linearise into");
+  const bool pooled = plan.n_grants > 0 && tx_grefs_ready(plan.n_grants);
+  if (plan.n_grants > 0 && !pooled && (tx_gref_pool_ok_ || platform_.grant_table().free_count() < plan.n_grants))
+    return make_error(EBUSY, "grant table full");
   linear_pages_.clear();
-  for (uint32_t i = 0; i < n_linear; ++i) linear_pages_.push_back(*pool_.alloc_page());
-  if (linearise) {
-    uint64_t at = 0;
-    for (const Seg& s : payload_segs_) {
-      for (uint32_t done = 0; done < s.len;) {
-        const uint32_t in_page = static_cast<uint32_t>(at % kPageSize);
-        const uint32_t n = std::min<uint32_t>(s.len - done, kPageSize - in_page);
-        std::memcpy(pool_.page(linear_pages_[at / kPageSize]).data() + in_page, s.data + done, n);
-        done += n;
-        at += n;
-      }
-    }
-    payload_segs_.clear();
-    for (uint32_t i = 0; i < n_linear; ++i) {
-      const uint32_t len = static_cast<uint32_t>(std::min<uint64_t>(kPageSize, payload_bytes - uint64_t{i} * kPageSize));
-      payload_segs_.push_back(Seg{linear_pages_[i], 0, static_cast<uint16_t>(len), nullptr});
-    }
-    ++counters_.tx_linearised;
-    counters_.tx_linearised_bytes += payload_bytes;
-    counters_.frontend_copy_bytes += payload_bytes;
-  }
+  for (uint32_t i = 0; i < plan.n_linear; ++i) linear_pages_.push_back(*pool_.alloc_page());
+  return pooled;
+}
 
-  // Grant every payload piece read-only. A failure here (table full after all) rolls everything back.
+// The payload copied into the reserved pages, which become the payload pieces.
+void Netfront::tx_linearise(TxPlan& plan) {
+  uint64_t at = 0;
+  for (const Seg& s : plan.payload) {
+    for (uint32_t done = 0; done < s.len;) {
+      const uint32_t in_page = static_cast<uint32_t>(at % kPageSize);
+      const uint32_t n = std::min<uint32_t>(s.len - done, kPageSize - in_page);
+      std::memcpy(pool_.page(linear_pages_[at / kPageSize]).data() + in_page, s.data + done, n);
+      done += n;
+      at += n;
+    }
+  }
+  plan.payload.clear();
+  for (uint32_t i = 0; i < plan.n_linear; ++i) {
+    const uint64_t len = std::min<uint64_t>(kPageSize, plan.payload_bytes - uint64_t{i} * kPageSize);
+    plan.payload.push_back(Seg{linear_pages_[i], 0, static_cast<uint16_t>(len), nullptr});
+  }
+  ++counters_.tx_linearised;
+  counters_.tx_linearised_bytes += plan.payload_bytes;
+  counters_.frontend_copy_bytes += plan.payload_bytes;
+}
+
+// Every payload piece granted read-only (new_grants_). A failure here (table full after all) rolls everything back.
+Result<void> Netfront::tx_grant_payload(const TxPlan& plan, bool pooled) {
   new_grants_.clear();
-  for (const Seg& s : payload_segs_) {
+  for (const Seg& s : plan.payload) {
     if (pooled) {
       const GrantRef r = tx_gref_pool_.back();
       tx_gref_pool_.pop_back();
@@ -174,77 +126,24 @@ TxStatus Netfront::transmit(std::span<const TxPiece> pieces, const TxOptions& o)
     if (!g) {
       for (GrantRef r : new_grants_) (void)platform_.grant_table().end_access(r);
       for (Pfn p : linear_pages_) pool_.free_page(p);
-      return tx_refuse(TxStatus::kBusy, "grant_access: " + g.error().reason);
+      return make_error(g.error().code, "grant_access: " + g.error().reason);
     }
     new_grants_.push_back(*g);
   }
+  return {};
+}
 
+// The packet's requests on the ring (not yet pushed): the first (a header slot or the first payload piece), the
+// GSO extra, the following pieces; each data request takes an id that remembers what to release on its response.
+void Netfront::tx_emit(const TxPlan& plan, const TxOptions& o, bool pooled) {
   const uint16_t frame = tx_free_frames_.back();
   tx_free_frames_.pop_back();
-  tx_frames_[frame] = TxFrameState{o.cookie, static_cast<uint32_t>(total), static_cast<uint16_t>(n_data),
-                                   static_cast<uint16_t>(n_grants), netif::rsp::okay};
-  counters_.grants_in_use += n_grants;
-  counters_.tx_grants += n_grants;
-
-  auto take_id = [&]() {
-    const uint16_t id = tx_free_ids_.back();
-    tx_free_ids_.pop_back();
-    tx_req_[id] = TxReqState{};
-    tx_req_[id].in_flight = true;
-    tx_req_[id].frame = frame;
-    return id;
-  };
-
-  uint16_t first_flags = 0;
-  if (n_data > 1) first_flags |= netif::txf::more_data;
-  if (gso) first_flags |= netif::txf::extra_info | netif::txf::csum_blank | netif::txf::data_validated;
-  if (o.csum_blank) first_flags |= netif::txf::csum_blank;
-  if (o.data_validated) first_flags |= netif::txf::data_validated;
-
-  size_t next_payload = 0;
-  {
-    netif::TxRequest first{};
-    const uint16_t id = take_id();
-    first.id = id;
-    first.size = static_cast<uint16_t>(total);
-    if (use_slot) {
-      const SlotIndex slot = *slots_->alloc();
-      const SlotLocation loc = geometry_->locate(slot);
-      std::byte* dst = pool_.page(slot_pages_[loc.page_index].pfn).data() + loc.offset;
-      uint32_t got = 0;
-      for (const Seg& s : segs_) {
-        const uint32_t n = std::min<uint32_t>(s.len, hdr_len - got);
-        std::memcpy(dst + got, s.data, n);
-        got += n;
-        if (got == hdr_len) break;
-      }
-      counters_.frontend_copy_bytes += hdr_len;
-      counters_.slots_in_use = slots_->in_use();
-      tx_req_[id].has_slot = true;
-      tx_req_[id].slot = slot;
-      first.gref = slot_pages_[loc.page_index].gref;
-      first.offset = loc.offset;
-      first.flags = first_flags | netif::txf::header_slot;
-      ++counters_.tx_slot_packets;
-      if (n_data == 1) ++counters_.tx_whole_in_slot;
-    } else {
-      const Seg& s = payload_segs_[0];
-      tx_req_[id].has_grant = true;
-      tx_req_[id].reserved_gref = pooled;
-      tx_req_[id].gref = new_grants_[0];
-      if (linearise) {
-        tx_req_[id].has_linear = true;
-        tx_req_[id].linear = s.pfn;
-      }
-      first.gref = new_grants_[0];
-      first.offset = s.offset;
-      first.flags = first_flags;
-      next_payload = 1;
-      ++counters_.tx_plain_packets;
-    }
-    tx_->produce_request(first);
-  }
-  if (gso) {
+  tx_frames_[frame] = TxFrameState{o.cookie, plan.total, static_cast<uint16_t>(plan.n_data),
+                                   static_cast<uint16_t>(plan.n_grants), netif::rsp::okay};
+  counters_.grants_in_use += plan.n_grants;
+  counters_.tx_grants += plan.n_grants;
+  const size_t next_payload = tx_emit_first(plan, o, frame, pooled);
+  if (plan.gso) {
     netif::ExtraInfo extra{};
     extra.type = netif::extra_type::gso;
     extra.u.gso.size = o.gso_size;
@@ -255,30 +154,77 @@ TxStatus Netfront::transmit(std::span<const TxPiece> pieces, const TxOptions& o)
     tx_->produce_request(slot);
     ++counters_.tx_gso_packets;
   }
-  for (size_t i = next_payload; i < payload_segs_.size(); ++i) {
-    const Seg& s = payload_segs_[i];
-    const uint16_t id = take_id();
-    tx_req_[id].has_grant = true;
-    tx_req_[id].reserved_gref = pooled;
-    tx_req_[id].gref = new_grants_[i];
-    if (linearise) {
-      tx_req_[id].has_linear = true;
-      tx_req_[id].linear = s.pfn;
-    }
+  for (size_t i = next_payload; i < plan.payload.size(); ++i) {
+    const Seg& s = plan.payload[i];
+    const uint16_t id = tx_take_id(frame);
+    tx_req_[id].grant = TxReqState::Grant{new_grants_[i], pooled};
+    if (plan.linearise) tx_req_[id].linear = s.pfn;
     netif::TxRequest r{};
     r.gref = new_grants_[i];
     r.offset = s.offset;
-    r.flags = i + 1 < payload_segs_.size() ? netif::txf::more_data : 0;
+    r.flags = i + 1 < plan.payload.size() ? netif::txf::more_data : 0;
     r.id = id;
     r.size = s.len;
     tx_->produce_request(r);
   }
-
   ++counters_.tx_packets;
-  counters_.tx_bytes += total;
-  counters_.tx_requests += n_data;
-  if (!o.defer_push) flush();
-  return TxStatus::kQueued;
+  counters_.tx_bytes += plan.total;
+  counters_.tx_requests += plan.n_data;
+}
+
+uint16_t Netfront::tx_take_id(uint16_t frame) {
+  const uint16_t id = tx_free_ids_.back();
+  tx_free_ids_.pop_back();
+  tx_req_[id] = TxReqState{};
+  tx_req_[id].in_flight = true;
+  tx_req_[id].frame = frame;
+  return id;
+}
+
+// The first request: the headers copied into a free slot, or the first payload piece. Returns the payload pieces
+// it used (0 or 1).
+size_t Netfront::tx_emit_first(const TxPlan& plan, const TxOptions& o, uint16_t frame, bool pooled) {
+  uint16_t flags = 0;
+  if (plan.n_data > 1) flags |= netif::txf::more_data;
+  if (plan.gso) flags |= netif::txf::extra_info | netif::txf::csum_blank | netif::txf::data_validated;
+  if (o.csum_blank) flags |= netif::txf::csum_blank;
+  if (o.data_validated) flags |= netif::txf::data_validated;
+  netif::TxRequest first{};
+  const uint16_t id = tx_take_id(frame);
+  first.id = id;
+  first.size = static_cast<uint16_t>(plan.total);
+  size_t used = 0;
+  if (plan.use_slot) {
+    const SlotIndex slot = *slots_->alloc();
+    const SlotLocation loc = geometry_->locate(slot);
+    std::byte* dst = pool_.page(slot_pages_[loc.page_index].pfn).data() + loc.offset;
+    uint32_t got = 0;
+    for (const Seg& s : segs_) {
+      const uint32_t n = std::min<uint32_t>(s.len, plan.hdr_len - got);
+      std::memcpy(dst + got, s.data, n);
+      got += n;
+      if (got == plan.hdr_len) break;
+    }
+    counters_.frontend_copy_bytes += plan.hdr_len;
+    counters_.slots_in_use = slots_->in_use();
+    tx_req_[id].slot = slot;
+    first.gref = slot_pages_[loc.page_index].gref;
+    first.offset = loc.offset;
+    first.flags = flags | netif::txf::header_slot;
+    ++counters_.tx_slot_packets;
+    if (plan.n_data == 1) ++counters_.tx_whole_in_slot;
+  } else {
+    const Seg& s = plan.payload[0];
+    tx_req_[id].grant = TxReqState::Grant{new_grants_[0], pooled};
+    if (plan.linearise) tx_req_[id].linear = s.pfn;
+    first.gref = new_grants_[0];
+    first.offset = s.offset;
+    first.flags = flags;
+    used = 1;
+    ++counters_.tx_plain_packets;
+  }
+  tx_->produce_request(first);
+  return used;
 }
 
 void Netfront::flush() {
@@ -337,14 +283,13 @@ void Netfront::tx_request_done(uint16_t id, int16_t status) {
   tx_free_ids_.push_back(id);
   TxFrameState& f = tx_frames_[st.frame];
   f.status = worse(f.status, status);
-  if (st.has_slot && slots_) {
-    (void)slots_->free(st.slot);
+  if (st.slot && slots_) {
+    (void)slots_->free(*st.slot);
     counters_.slots_in_use = slots_->in_use();
   }
   --f.responses_pending;
-  if (st.has_grant) {
-    end_grant(st.gref, KeptGrant{GrantRef{}, st.has_linear ? std::optional<Pfn>(st.linear) : std::nullopt,
-                                 st.frame, -1, st.reserved_gref});
+  if (st.grant) {
+    end_grant(st.grant->gref, KeptGrant{GrantRef{}, st.linear, st.frame, -1, st.grant->reserved});
   } else {
     maybe_complete_tx_frame(st.frame);
   }

@@ -218,7 +218,7 @@ TEST(BackendDatapath, PcapSinkDropsAFrameWhosePayloadTheGuestCutAway) {
     auto rs = a.tx_responses();
     EXPECT_EQ(rs.size(), 2u);  // header slot + payload page, both answered ERROR
     EXPECT_EQ(count_status(rs, netif::rsp::error), rs.size());
-    EXPECT_EQ(h.be->counters(va).dropped["bad_payload_grant"], 1u);
+    EXPECT_EQ(h.be->counters(va).dropped[DropReason::bad_payload_grant], 1u);
     EXPECT_EQ(h.be->counters(va).packets_out, 0u);
     const GrantCounters d = h.grants() - before;
     EXPECT_EQ(d.fault_errors, 1u);
@@ -251,7 +251,7 @@ TEST(BackendDatapath, OverMtuFrameIsDroppedWithAnErrorAndCounted) {
   auto rs = fe.tx_responses();
   EXPECT_EQ(rs.size(), n);
   EXPECT_EQ(count_status(rs, netif::rsp::error), n);
-  EXPECT_EQ(h.be->counters(id).dropped.at("over_mtu"), 1u);
+  EXPECT_EQ(h.be->counters(id).dropped[DropReason::over_mtu], 1u);
   EXPECT_FALSE(h.be->disabled(id));
   fe.send(make_frame(1514), 42);  // the vif keeps working
   h.be->poll_until_idle();

@@ -75,7 +75,7 @@ class RxExtentsTest : public ::testing::Test {
     RxFrame f;
     f.local = bytes;
     f.len = static_cast<uint32_t>(bytes.size());
-    ASSERT_TRUE(be->queue_rx(g.vif, std::move(f)));
+    ASSERT_EQ(be->queue_rx(g.vif, std::move(f)), QueueRx::ok);
   }
   // Owner buffers: pieces of pages above the pool, several per page, at odd offsets.
   struct Piece {
@@ -226,7 +226,7 @@ TEST_F(RxExtentsTest, ExtentsWithNetfrontsOwnPagesAndGsoExtra) {
   f.gso.type = netif::gso_type::tcpv4;
   f.gso.size = 1448;
   f.rx_flags = netif::rxf::csum_blank;
-  ASSERT_TRUE(be->queue_rx(g.vif, std::move(f)));
+  ASSERT_EQ(be->queue_rx(g.vif, std::move(f)), QueueRx::ok);
   ASSERT_TRUE(pump([&] { return g.plain.size() == 1; }));
   EXPECT_EQ(g.plain[0].data, pattern(20000, 6));
   EXPECT_EQ(g.plain[0].gso_type, netif::gso_type::tcpv4);

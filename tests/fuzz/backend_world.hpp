@@ -47,13 +47,13 @@ class ReadingSink final : public Sink {
   SinkResult consume(TxPacket& pkt, PayloadPolicy& payload, BackendCounters& src) override {
     (void)src;
     if (pkt.frags.empty()) return SinkResult::okay();
-    if (auto r = payload.expose(pkt); !r) return SinkResult::drop(netif::rsp::error, "fuzz_expose");
+    if (auto r = payload.expose(pkt); !r) return SinkResult::drop(netif::rsp::error, DropReason::payload_unavailable);
     uint32_t sum = 0;
     for (const auto& f : pkt.frags)
       for (uint16_t i = 0; i < f.len; ++i) sum += static_cast<uint8_t>(f.data[i]);
     checksum_ += sum;
     uint64_t touched = 0;
-    if (auto r = payload.verify(pkt, &touched); !r) return SinkResult::drop(netif::rsp::error, "fuzz_bad_payload");
+    if (auto r = payload.verify(pkt, &touched); !r) return SinkResult::drop(netif::rsp::error, DropReason::bad_payload_grant);
     return SinkResult::okay();
   }
   uint64_t checksum_ = 0;
@@ -164,7 +164,7 @@ class World {
     RxFrame rx;
     rx.local = frame;
     rx.len = static_cast<uint32_t>(frame.size());
-    PVNET_FUZZ_CHECK(be_->queue_rx(peer_vif_, std::move(rx)).ok(), "%s: queue_rx to the peer refused", when);
+    PVNET_FUZZ_CHECK(be_->queue_rx(peer_vif_, std::move(rx)) == QueueRx::ok, "%s: queue_rx to the peer refused", when);
     be_->poll_until_idle();
     const auto got = peer_->rx_frames();
     PVNET_FUZZ_CHECK(got.size() == 1 && !got[0].error && got[0].data == frame,

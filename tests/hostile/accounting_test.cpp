@@ -11,10 +11,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-uint64_t dropped(const BackendCounters& c, const char* reason) {
-  auto it = c.dropped.find(reason);
-  return it == c.dropped.end() ? 0 : it->second;
-}
+uint64_t dropped(const BackendCounters& c, DropReason reason) { return c.dropped[reason]; }
 
 // Guest 1 forwards to guest 4, which takes its time posting RX buffers; the healthy pair runs beside them.
 struct ForwardScene {
@@ -37,7 +34,8 @@ struct ForwardScene {
   }
   // Each of the `n` frames was answered `status` (each of its requests) and counted once, as `reason`, on the
   // source only.
-  void expect_counted_once(const char* reason, uint64_t n, int16_t status, size_t requests_per_frame = 2) {
+  void expect_counted_once(DropReason why, uint64_t n, int16_t status, size_t requests_per_frame = 2) {
+    const std::string reason(to_string(why));
     h.be->poll_until_idle();
     auto rsps = src.tx_responses();
     EXPECT_FALSE(rsps.empty());
@@ -49,14 +47,14 @@ struct ForwardScene {
     }
     EXPECT_EQ(answered, requests_per_frame * n) << reason << ": every request of every frame answered";
     const BackendCounters t = h.be->total(), s = h.be->counters(vsrc), d = h.be->counters(vdst);
-    EXPECT_EQ(dropped(s, reason), n) << reason;
-    EXPECT_EQ(dropped(d, reason), 0u) << reason << " counted on the destination too";
+    EXPECT_EQ(dropped(s, why), n) << reason;
+    EXPECT_EQ(dropped(d, why), 0u) << reason << " counted on the destination too";
     EXPECT_EQ(s.packets_in, s.packets_out + s.dropped_total()) << reason;
     EXPECT_EQ(t.packets_in, t.packets_out + t.dropped_total())
         << reason << ": in " << t.packets_in << " out " << t.packets_out << " dropped " << t.dropped_total();
     pair.send();
     h.be->poll_until_idle();
-    pair.expect_unharmed(reason);
+    pair.expect_unharmed(reason.c_str());
   }
 
   Host h;
@@ -73,7 +71,7 @@ TEST(Accounting, QueueOfAStalledReceiverIsCountedOnceOnItsSource) {
   const auto t0 = Clock::now();
   while (!s.h.be->rx_stalled(s.vdst) && Clock::now() - t0 < std::chrono::seconds(3)) wait_and_poll(*s.h.be, 500);
   ASSERT_TRUE(s.h.be->rx_stalled(s.vdst));
-  s.expect_counted_once("rx_stalled", 5, netif::rsp::dropped);
+  s.expect_counted_once(DropReason::rx_stalled, 5, netif::rsp::dropped);
 }
 
 TEST(Accounting, QueueOfAReceiverThatGoesIsCountedOnceOnItsSource) {
@@ -82,7 +80,7 @@ TEST(Accounting, QueueOfAReceiverThatGoesIsCountedOnceOnItsSource) {
   s.dst.set_state(XenbusState::Closing);
   s.h.be->poll_until_idle();
   ASSERT_FALSE(s.h.be->connected(s.vdst));
-  s.expect_counted_once("dest_gone", 4, netif::rsp::dropped);
+  s.expect_counted_once(DropReason::dest_gone, 4, netif::rsp::dropped);
 }
 
 TEST(Accounting, QueueOfADisabledReceiverIsCountedOnceOnItsSource) {
@@ -91,7 +89,7 @@ TEST(Accounting, QueueOfADisabledReceiverIsCountedOnceOnItsSource) {
   s.dst.push_raw(violation::too_many_pieces(40, 64)(s.dst));
   s.h.be->poll_until_idle();
   ASSERT_TRUE(s.h.be->disabled(s.vdst));
-  s.expect_counted_once("dest_disabled", 3, netif::rsp::dropped);
+  s.expect_counted_once(DropReason::dest_disabled, 3, netif::rsp::dropped);
 }
 
 TEST(Accounting, FailedRxCopyIsCountedOnceOnItsSource) {
@@ -103,7 +101,7 @@ TEST(Accounting, FailedRxCopyIsCountedOnceOnItsSource) {
   s.dst.post_rx(2);
   s.h.be->poll_until_idle();
   EXPECT_EQ(s.h.be->counters(s.vdst).rx_copy_errors, 1u) << "the destination's own side of it";
-  s.expect_counted_once("rx_copy_error", 1, netif::rsp::error);
+  s.expect_counted_once(DropReason::rx_copy_error, 1, netif::rsp::error);
 }
 
 TEST(Accounting, FrameTheReceiverCannotTakeIsCountedOnceOnItsSource) {
@@ -112,7 +110,7 @@ TEST(Accounting, FrameTheReceiverCannotTakeIsCountedOnceOnItsSource) {
   ForwardScene s({}, fo);
   for (uint8_t i = 0; i < 2; ++i) s.src.send(make_frame(6000, 17, i));
   s.h.be->poll_until_idle();
-  s.expect_counted_once("rx_no_sg", 2, netif::rsp::error, 3);  // header slot + two payload pages
+  s.expect_counted_once(DropReason::rx_no_sg, 2, netif::rsp::error, 3);  // header slot + two payload pages
 }
 
 }  // namespace

@@ -229,7 +229,7 @@ TEST(Recall, GuestThatEndsAccessAnywayCannotHurtDom0) {
   rcv.post_rx(8);
   pair.send();
   h.be->poll_until_idle();
-  EXPECT_EQ(h.be->counters(vg).dropped["rx_copy_error"], 6u);
+  EXPECT_EQ(h.be->counters(vg).dropped[DropReason::rx_copy_error], 6u);
   EXPECT_FALSE(h.be->disabled(vg));
   pair.expect_unharmed("ended anyway");
   // Closing still gives everything back.

@@ -34,7 +34,7 @@ class NoDestinationSink final : public Sink {
  public:
   std::string name() const override { return "no-destination"; }
   SinkResult consume(TxPacket&, PayloadPolicy&, BackendCounters&) override {
-    return SinkResult::drop(netif::rsp::dropped, "dest_not_connected");
+    return SinkResult::drop(netif::rsp::dropped, DropReason::dest_not_connected);
   }
 };
 

@@ -220,7 +220,7 @@ void Replay::collect() {
   // rings and the kept header-slot pages, once per connection) and tearing down are reported apart.
   BackendCounters window = traffic_window(at_connect_, at_traffic_end_);
   // Frames the backend answered with an error or dropped, by the backend's own reason.
-  for (auto& [reason, count] : window.dropped) stats_.dropped[reason] += count;
+  for (auto& [reason, count] : window.dropped.by_key()) stats_.dropped[reason] += count;
   if (opt_.sink == SinkKind::pcap) {
     stats_.packets_out = pcap_sink_->frames_written();
     stats_.bytes_out = window.bytes_out;

@@ -8,12 +8,7 @@ BackendCounters traffic_window(const BackendCounters& start, const BackendCounte
   w.backend_memcpy_bytes -= start.backend_memcpy_bytes;
   w.header_bytes -= start.header_bytes;
   w.slots_used -= start.slots_used;
-  for (const auto& [reason, n] : start.dropped) {
-    auto it = w.dropped.find(reason);
-    if (it == w.dropped.end()) continue;
-    it->second -= std::min(it->second, n);
-    if (it->second == 0) w.dropped.erase(it);
-  }
+  w.dropped -= start.dropped;
   return w;
 }
 
