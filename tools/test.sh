@@ -13,6 +13,8 @@ python3 tools/ci/check-layers.py "$top" || status=1
 # No function in frontend/, backend/ or shared-ring/ longer than 80 lines outside tools/ci/function-size-allow.txt.
 echo "== function size (tools/ci/check-function-size.py) =="
 python3 tools/ci/check-function-size.py || status=1
+echo "== command size (tools/ci/check-command-size.sh) =="
+tools/ci/check-command-size.sh || status=1
 echo "== tests (RelWithDebInfo) =="
 ctest --test-dir build --output-on-failure -j 2 --timeout 600 || status=1
 echo "== tests (AddressSanitizer + UndefinedBehaviorSanitizer) =="
