@@ -5,8 +5,8 @@
 #include <unistd.h>
 
 #include "backend/null_sink.hpp"
-#include "backend/pcap_io.hpp"
-#include "backend/pcap_sink.hpp"
+#include "tools/trace/pcap_io.hpp"
+#include "tools/trace/pcap_sink.hpp"
 #include "backend/vif_sink.hpp"
 #include "tests/backend/scripted_frontend.hpp"
 

@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "tests/common/test_traces.hpp"
-#include "backend/pcap_io.hpp"
+#include "tools/trace/pcap_io.hpp"
 #include "tools/replay/compare.hpp"
 #include "tools/replay/report_charts.hpp"
 

@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "backend/pcap_io.hpp"
+#include "tools/trace/pcap_io.hpp"
 #include "shared-ring/netif.hpp"
 #include "shared-ring/packet_headers.hpp"
 #include "tests/fuzz/ctrl_actions.hpp"

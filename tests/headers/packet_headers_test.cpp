@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "tests/common/test_traces.hpp"
-#include "backend/pcap_io.hpp"
+#include "tools/trace/pcap_io.hpp"
 #include "shared-ring/packet_headers.hpp"
 
 namespace pvnet {

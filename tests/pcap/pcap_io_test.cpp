@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "tests/common/test_traces.hpp"
-#include "backend/pcap_io.hpp"
+#include "tools/trace/pcap_io.hpp"
 #include "tools/process/temp_dir.hpp"
 
 namespace pvnet {

@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "backend/pcap_io.hpp"
+#include "tools/trace/pcap_io.hpp"
 #include "tests/common/test_traces.hpp"
 #include "tools/replay/replay.hpp"
 #include "tools/replay/trace_compare.hpp"

@@ -15,7 +15,7 @@
 #include <string>
 #include <thread>
 
-#include "backend/pcap_io.hpp"
+#include "tools/trace/pcap_io.hpp"
 #include "tests/e2e_processes/e2e_util.hpp"
 
 namespace pvnet {

@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "backend/null_sink.hpp"
-#include "backend/pcap_sink.hpp"
+#include "tools/trace/pcap_sink.hpp"
 #include "backend/tap_sink.hpp"
 #include "backend/vif_adopter.hpp"
 #include "backend/vif_sink.hpp"

@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "backend/pcap_io.hpp"
+#include "tools/trace/pcap_io.hpp"
 #include "frontend/netfront.hpp"
 #include "frontend/page_pool.hpp"
 #include "grant-sim/xen/xen_platform.hpp"

@@ -20,7 +20,7 @@
 #include <optional>
 #include <thread>
 
-#include "backend/pcap_io.hpp"
+#include "tools/trace/pcap_io.hpp"
 #include "frontend/vhost_net_bridge.hpp"
 #include "grant-sim/sim/sim_client.hpp"
 #include "tools/process/control_lines.hpp"

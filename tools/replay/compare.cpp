@@ -8,7 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "backend/pcap_io.hpp"
+#include "tools/trace/pcap_io.hpp"
 #include "shared-ring/packet_headers.hpp"
 #include "tools/process/temp_dir.hpp"
 #include "tools/replay/json_file.hpp"

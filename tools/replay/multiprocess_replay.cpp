@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "backend/pcap_io.hpp"
+#include "tools/trace/pcap_io.hpp"
 #include "frontend/netfront_counters.hpp"
 #include "tools/process/child_process.hpp"
 #include "tools/process/temp_dir.hpp"

@@ -5,8 +5,8 @@
 
 #include "backend/backend.hpp"
 #include "backend/null_sink.hpp"
-#include "backend/pcap_io.hpp"
-#include "backend/pcap_sink.hpp"
+#include "tools/trace/pcap_io.hpp"
+#include "tools/trace/pcap_sink.hpp"
 #include "backend/vif_sink.hpp"
 #include "frontend/netfront.hpp"
 #include "frontend/page_pool.hpp"

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "backend/pcap_io.hpp"
+#include "tools/trace/pcap_io.hpp"
 
 namespace pvnet::tools {
 

@@ -4,7 +4,7 @@
 #include <chrono>
 #include <optional>
 
-#include "backend/pcap_io.hpp"
+#include "tools/trace/pcap_io.hpp"
 #include "shared-ring/packet_headers.hpp"
 #include "tools/replay/progress.hpp"
 

@@ -1,4 +1,4 @@
-#include "backend/pcap_sink.hpp"
+#include "tools/trace/pcap_sink.hpp"
 
 #include <cstring>
 #include <ctime>

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "backend/pcap_io.hpp"
+#include "tools/trace/pcap_io.hpp"
 #include "backend/sink.hpp"
 
 namespace pvnet {

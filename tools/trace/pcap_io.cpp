@@ -1,4 +1,4 @@
-#include "backend/pcap_io.hpp"
+#include "tools/trace/pcap_io.hpp"
 
 #include <pcap/pcap.h>
 
