@@ -1,5 +1,7 @@
 #include "tools/replay/multiprocess_replay.hpp"
 
+#include "tools/replay/guest_drop.hpp"
+
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -156,7 +158,8 @@ Result<ReplayStats> ProcessReplay::merge(const nlohmann::json& be, const nlohman
     s.bytes_out = json_u64(*b, "bytes_out");
     // Forwarded but lost on B's side (a malformed RX chain): counted, never silent.
     if (b->contains("frontend")) {
-      if (uint64_t rx_err = json_u64((*b)["frontend"], "rx_errors")) s.dropped["rx_error_at_destination"] += rx_err;
+      if (uint64_t rx_err = json_u64((*b)["frontend"], "rx_errors"))
+        count_drop(s.dropped, GuestDrop::rx_error_at_destination, rx_err);
     }
   } else {
     s.packets_out = json_u64(be, "sink_frames");

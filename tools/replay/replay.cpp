@@ -1,5 +1,7 @@
 #include "tools/replay/replay.hpp"
 
+#include "tools/replay/guest_drop.hpp"
+
 #include <chrono>
 #include <optional>
 
@@ -230,7 +232,7 @@ void Replay::collect() {
   } else {
     // Forwarded but lost on B's side (a malformed RX chain): counted, never silent.
     uint64_t rx_err = front_b_->counters().rx_errors;
-    if (rx_err) stats_.dropped["rx_error_at_destination"] += rx_err;
+    if (rx_err) count_drop(stats_.dropped, GuestDrop::rx_error_at_destination, rx_err);
   }
   nlohmann::json j = traffic_window_json(at_connect_, at_traffic_end_, backend_->total());
   j["trace"] = opt_.in;

@@ -1,5 +1,7 @@
 #include "tools/replay/trace_sender.hpp"
 
+#include "tools/replay/guest_drop.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <optional>
@@ -82,7 +84,8 @@ Result<void> TraceSender::send_all(const std::function<size_t()>& poll) {
         if (stop_requested()) break;
       }
       if (!placed) {
-        stats_.refused["stopped"]++;  // read, never queued: the stop came while it waited for pages
+        // Read, never queued: the stop came while it waited for pages.
+        count_drop(stats_.refused, GuestDrop::stopped);
         break;
       }
       bool queued = false;
@@ -93,18 +96,18 @@ Result<void> TraceSender::send_all(const std::function<size_t()>& poll) {
           break;
         }
         if (st == TxStatus::kInvalid) {
-          stats_.refused["frontend_refused"]++;
+          count_drop(stats_.refused, GuestDrop::frontend_refused);
           placed.reset();
           break;
         }
         if (st == TxStatus::kNotConnected && !(opt_.await_reconnect && opt_.await_reconnect())) {
           if (!stop_requested()) return make_error(ENOTCONN, "netfront lost its connection");
-          stats_.refused["stopped"]++;
+          count_drop(stats_.refused, GuestDrop::stopped);
           return {};
         }
         poll();  // busy: let the backend make room
         if (stop_requested()) {
-          stats_.refused["stopped"]++;
+          count_drop(stats_.refused, GuestDrop::stopped);
           return {};
         }
       }
