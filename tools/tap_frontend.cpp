@@ -18,7 +18,7 @@
 namespace pvnet::tools {
 namespace {
 
-constexpr size_t kVnetHdr = sizeof(TapVnetHdr);
+constexpr size_t kVnetHdr = kVirtioNetHdrLegacyLen;  // open_vnet_tap: no num_buffers
 constexpr uint32_t kEthHdr = 14;
 constexpr uint32_t kMaxNetifPacket = 0xFFFF;  // netif_tx_request.size is 16 bits
 constexpr size_t kMaxTapRead = 65536;           // a TCP super-frame (TUN_F_TSO*) is at most 64 KiB
@@ -98,12 +98,13 @@ TapFrontend::~TapFrontend() {
 
 void TapFrontend::on_rx(ReceivedFrame&& f) {
   const HeaderInfo h = parse_headers(f.data);
-  const auto vh = vnet_hdr_for(h, f.csum_blank, f.gso_type, f.gso_size);
+  // No DATA_VALID: the kernel verifies what netif did not leave partial, as before.
+  const auto vh = virtio_net_hdr_for(h, NetifOffload{f.csum_blank, false, f.gso_type, f.gso_size});
   if (!vh) {
     c_.dropped["rx_gso_not_tcp"]++;
     return;
   }
-  iovec iov[2] = {{const_cast<TapVnetHdr*>(&*vh), kVnetHdr}, {f.data.data(), f.data.size()}};
+  iovec iov[2] = {{const_cast<VirtioNetHdr*>(&*vh), kVnetHdr}, {f.data.data(), f.data.size()}};
   ssize_t n = ::writev(fd_.get(), iov, 2);
   if (n < 0) {
     // The kernel refused the frame (its backlog full, or a header it does not accept): the stack retransmits.
@@ -140,7 +141,7 @@ bool TapFrontend::transmit_front() {
   tx.gso_type = p.offload.gso_type;
   tx.gso_size = p.offload.gso_size;
   tx.csum_blank = p.offload.csum_blank;
-  tx.data_validated = p.offload.csum_blank;  // as Linux netfront flags a CHECKSUM_PARTIAL skb
+  tx.data_validated = p.offload.data_validated;  // csum_blank implies it, as Linux netfront flags CHECKSUM_PARTIAL
   switch (front_.transmit(placed->pieces(), tx)) {
     case TxStatus::kQueued:
       in_flight_.emplace(tx.cookie, std::move(placed).value());
@@ -175,17 +176,17 @@ size_t TapFrontend::pump() {
     work++;
     c_.from_tap_frames++;
     c_.from_tap_bytes += static_cast<uint64_t>(n) - kVnetHdr;
-    TapVnetHdr vh;
-    std::memcpy(&vh, buf_.data(), kVnetHdr);
+    VirtioNetHdr vh{};
+    std::memcpy(reinterpret_cast<std::byte*>(&vh), buf_.data(), kVnetHdr);  // the first 10 bytes
     const std::span<std::byte> frame(buf_.data() + kVnetHdr, static_cast<size_t>(n) - kVnetHdr);
-    auto off = netif_offload_for(vh, frame);  // may finish a checksum netif cannot describe, in place
+    const OffloadPlan off = netif_offload_from(vh, frame);  // may finish a checksum netif cannot say, in place
     if (!off) {
-      c_.dropped[off.error().reason]++;
+      c_.dropped[tap_drop_reason(*off.refused)]++;
       continue;
     }
-    if (off->gso_type != netif::gso_type::none) c_.from_tap_gso_frames++;
-    if (off->csum_blank) c_.from_tap_csum_blank++;
-    pending_.push_back(Pending{std::vector<std::byte>(frame.begin(), frame.end()), *off});
+    if (off.offload.gso_type != netif::gso_type::none) c_.from_tap_gso_frames++;
+    if (off.offload.csum_blank) c_.from_tap_csum_blank++;
+    pending_.push_back(Pending{std::vector<std::byte>(frame.begin(), frame.end()), off.offload});
     if (pending_.size() > c_.pending_max) c_.pending_max = pending_.size();
   }
   front_.flush();

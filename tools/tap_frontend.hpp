@@ -7,7 +7,7 @@
 // kernel may hand us partial checksums and, if the backend offers feature-sg and feature-gso-tcpv4/-tcpv6, TCP
 // super-frames of up to 64 KiB (TUNSETOFFLOAD, the features Linux netfront gives its device): they go out as
 // NETTXF_csum_blank and a GSO extra, so the stack's TSO costs one netif packet, not one per MSS. A received
-// frame's partial checksum or GSO goes to the kernel as a virtio_net_hdr (vnet_hdr_for), as Linux netfront hands
+// frame's partial checksum or GSO goes to the kernel as a virtio_net_hdr (virtio_net_hdr_for), as Linux netfront hands
 // such an skb to its stack.
 //
 // Bounded: at most max_pending frames wait for ring room or pages; while that queue is full the TAP is not read
