@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 #include "backend/tap_sink.hpp"
 #include "shared-ring/packet_headers.hpp"
@@ -66,6 +67,12 @@ Result<void> configure(const std::string& ifname, const std::string& cidr, uint3
 }
 
 }  // namespace
+
+void to_json(nlohmann::json& j, const TapFrontendCounters& c) {
+  j = nlohmann::json::object();
+  PVNET_TAP_FRONTEND_COUNTERS(PVNET_COUNTER_JSON)
+  j["dropped"] = c.dropped;
+}
 
 Result<std::unique_ptr<TapFrontend>> TapFrontend::open(Netfront& front, GuestPagePool& pool,
                                                         const TapFrontendOptions& options) {

@@ -179,6 +179,8 @@ int run_vhost_frontend(const VhostFrontendOptions& opt) {
     j["domid"] = opt.domid;
     j["acked_features"] = bridge.acked_features();
     j["vhost"] = bridge.counters();
+    j["rx_queue"] = bridge.rx_queue_counters();
+    j["tx_queue"] = bridge.tx_queue_counters();
     if (!bridge.error().empty()) j["guest_error"] = bridge.error();
     if (bridge.netfront()) j["frontend"] = bridge.netfront()->counters();
     if (auto w = write_json_file(opt.json, j); !w) std::cerr << "pvnet frontend: " << w.error().reason << "\n";
