@@ -94,7 +94,9 @@ int run_hypervisor(int argc, char** argv) {
     if (p[1].revents) break;
     (*server)->handle();
   }
-  std::cerr << "pvnet hypervisor: stopping (" << (*server)->nr_clients() << " clients connected)\n";
+  std::cerr << "pvnet hypervisor: stopping (" << (*server)->nr_clients() << " clients connected, "
+            << (*server)->refused_requests() << " requests refused, " << (*hv)->store_tree()->dropped_events()
+            << " watch events dropped)\n";
   return 0;
 }
 

@@ -58,7 +58,9 @@ class StoreTree {
   Result<void> unwatch(WatcherId w, DomId who, std::string_view path, std::string_view token);
   // Takes queued events while their paths and tokens add up to at most max_bytes (at least one event).
   std::vector<WatchEvent> drain(WatcherId w, size_t max_bytes = SIZE_MAX);
-  uint64_t dropped_events(WatcherId w) const;
+  // Watch events dropped because a watcher's queue was full (kStoreMaxQueuedEvents), over every watcher ever:
+  // `pvnet hypervisor` reports it when it stops.
+  uint64_t dropped_events() const;
 
   // The hypervisor's own operations: /local/domain/<id> owned by `dom`, and its removal, and the special
   // watches. No permission checks.
@@ -97,6 +99,7 @@ class StoreTree {
   std::map<std::string, Node> nodes_;
   std::map<WatcherId, Watcher> watchers_;
   WatcherId next_watcher_ = 1;
+  uint64_t dropped_events_ = 0;
 };
 
 // Store operations beyond libxenstore's xs_read/xs_write: xs_set_permissions / xs_get_permissions.
