@@ -1,5 +1,6 @@
 // What the backend did and what it cost dom0, as data: one struct per vif (and one total), printed by one
-// function, exported as JSON by one function, both made from the struct's one field list. Names follow xen-netback's ethtool stats where one exists.
+// function, exported as JSON by one function, both made from the struct's one field list. Names follow
+// xen-netback's ethtool stats where one exists.
 #pragma once
 #include <cstdint>
 #include <iosfwd>

@@ -30,9 +30,10 @@
 
 namespace pvnet {
 
-// A TAP that speaks virtio_net_hdr (IFF_VNET_HDR, the 10-byte header: kVirtioNetHdrLegacyLen) with no offloads towards the reader (MTU-sized frames, complete
-// checksums), non-blocking, made in the network namespace at `netns_path` (/run/netns/NAME; empty: ours). The
-// TAP sink and `pvnet frontend --tap` (tools/tap_frontend.*) both open theirs here.
+// A TAP that speaks virtio_net_hdr (IFF_VNET_HDR, the 10-byte header: kVirtioNetHdrLegacyLen) with no offloads
+// towards the reader (MTU-sized frames, complete checksums), non-blocking, made in the network namespace at
+// `netns_path` (/run/netns/NAME; empty: ours). The TAP sink and `pvnet frontend --tap` (tools/tap_frontend.*) both
+// open theirs here.
 Result<UniqueFd> open_vnet_tap(const std::string& netns_path, const std::string& ifname);
 
 // Offloads the kernel may use towards the TAP's reader (TUNSETOFFLOAD): partial checksums, TCP super-frames.
@@ -64,7 +65,7 @@ struct TapSinkCounters {
   PVNET_TAP_SINK_COUNTERS(PVNET_COUNTER_FIELD)
   // Frames read with a virtio_net_hdr netif cannot carry, by reason; never queued. JSON: an object keyed by
   // tap_drop_reason, with the reasons seen.
-  std::array<uint64_t, 2> frames_dropped_offload{};
+  std::array<uint64_t, kOffloadRefusals> frames_dropped_offload{};
   uint64_t& dropped_offload(OffloadRefusal r) { return frames_dropped_offload[static_cast<size_t>(r)]; }
 };
 void to_json(nlohmann::json& j, const TapSinkCounters& c);

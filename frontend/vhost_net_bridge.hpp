@@ -6,7 +6,8 @@
 //
 // TX: each virtio TX chain (virtio-net header + frame, possibly scattered) becomes one netfront transmit whose
 // pieces are the guest's own pages: netfront copies the headers into a header slot and grants the pages holding
-// the payload; nothing of the payload is copied here. The chain goes back to the guest (used ring) only when
+// the payload; nothing of the payload is copied here, except a frame whose partial checksum netif cannot say (not
+// at the TCP/UDP header), which is finished in a private copy (shared-ring/offload.hpp; tx_payload_copy_bytes). The chain goes back to the guest (used ring) only when
 // netfront reports the frame complete (TxDone): until then the backend may still read those pages.
 // RX, with RX extents (docs/protocol.md 7) and mergeable buffers: the guest's RX buffers themselves are granted
 // writable and posted on the netif RX ring (each chain's first page piece, the virtio-net header's 12 bytes as the

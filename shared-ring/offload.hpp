@@ -61,6 +61,7 @@ enum class OffloadRefusal : uint8_t {
                     // checksum field outside the frame
   kGsoUnsupported,  // UDP GSO, ECN, or a GSO type the frame's headers do not match
 };
+inline constexpr size_t kOffloadRefusals = 2;
 const char* to_string(OffloadRefusal r);  // "bad_vnet_hdr", "gso_unsupported"
 
 // What netif_offload_plan decided: the offloads, or a refusal; and whether a checksum must be finished first.

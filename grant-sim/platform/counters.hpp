@@ -1,4 +1,5 @@
-// What dom0 pays for, as data. One struct, printed by one function, exported as JSON by one function, both made from its one field list.
+// What dom0 pays for, as data. One struct, printed by one function, exported as JSON by one function, both made
+// from its one field list.
 #pragma once
 #include <cstdint>
 #include <iosfwd>
