@@ -543,6 +543,7 @@ QueueRx Backend::queue_rx(VifId id, RxFrame frame) {
   const size_t slack = frame.has_completion ? 2 : 1;
   if (vif->rx_queue.size() >= slack * vif->opts.rx_queue_max ||
       vif->rx_queue_bytes >= slack * vif->opts.rx_queue_max_bytes) {
+    ++vif->counters.rx_queue_full;
     if (!frame.has_completion) vif->counters.dropped[DropReason::rx_queue_full]++;
     return QueueRx::full;
   }

@@ -9,17 +9,13 @@
 
 #include <cerrno>
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 namespace pvnet {
 
 namespace {
 
-constexpr uint8_t VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
-constexpr uint8_t VIRTIO_NET_HDR_GSO_NONE = 0;
-constexpr uint8_t VIRTIO_NET_HDR_GSO_TCPV4 = 1;
-constexpr uint8_t VIRTIO_NET_HDR_GSO_TCPV6 = 4;
-
-constexpr size_t kVnetHdr = sizeof(TapVnetHdr);
+constexpr size_t kVnetHdr = kVirtioNetHdrLegacyLen;  // TUNSETVNETHDRSZ: no num_buffers
 constexpr size_t kMaxTapFrame = 65536;  // a GSO super-frame either way (at most the MTU without offloads)
 
 // setns into the namespace for the TUNSETIFF only, then back: the fd stays bound to the device's namespace.
@@ -61,22 +57,23 @@ Result<UniqueFd> open_vnet_tap(const std::string& netns_path, const std::string&
   return fd;
 }
 
-std::optional<TapVnetHdr> vnet_hdr_for(const HeaderInfo& h, bool csum_blank, uint8_t netif_gso_type,
-                                         uint16_t gso_size) {
-  TapVnetHdr vh{};
-  const bool gso = netif_gso_type != netif::gso_type::none;
-  if ((csum_blank || gso) && (h.is_tcp() || h.is_udp())) {
-    vh.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-    vh.csum_start = static_cast<uint16_t>(h.l4_off);
-    vh.csum_offset = h.is_tcp() ? 16 : 6;
+const char* tap_drop_reason(OffloadRefusal r) {
+  switch (r) {
+    case OffloadRefusal::kBadVnetHdr:
+      return "tap_bad_vnet_hdr";
+    case OffloadRefusal::kGsoUnsupported:
+      return "tap_gso_unsupported";
   }
-  if (gso) {
-    if (!h.is_tcp()) return std::nullopt;
-    vh.gso_type = netif_gso_type == netif::gso_type::tcpv6 ? VIRTIO_NET_HDR_GSO_TCPV6 : VIRTIO_NET_HDR_GSO_TCPV4;
-    vh.gso_size = gso_size;
-    vh.hdr_len = static_cast<uint16_t>(h.l4_off + h.l4_len);
-  }
-  return vh;
+  return "tap_bad_vnet_hdr";
+}
+
+void to_json(nlohmann::json& j, const TapSinkCounters& c) {
+  j = nlohmann::json::object();
+  PVNET_TAP_SINK_COUNTERS(PVNET_COUNTER_JSON)
+  nlohmann::json offload = nlohmann::json::object();
+  for (auto r : {OffloadRefusal::kBadVnetHdr, OffloadRefusal::kGsoUnsupported})
+    if (uint64_t n = c.frames_dropped_offload[static_cast<size_t>(r)]) offload[tap_drop_reason(r)] = n;
+  j["frames_dropped_offload"] = offload;
 }
 
 Result<void> set_tap_offloads(int tap_fd, const TapOffloads& o) {
@@ -97,45 +94,6 @@ TapOffloads tap_offloads_for(bool csum_blank, bool gso_tcpv4, bool gso_tcpv6) {
   return o;
 }
 
-Result<NetifOffload> netif_offload_for(const TapVnetHdr& vh, std::span<std::byte> frame) {
-  NetifOffload o;
-  const bool gso = vh.gso_type != VIRTIO_NET_HDR_GSO_NONE;
-  if (!(vh.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM)) {
-    if (gso) return make_error(EINVAL, "tap_bad_vnet_hdr");  // GSO always comes with a partial checksum
-    return o;
-  }
-  const size_t start = vh.csum_start, field = size_t{vh.csum_start} + vh.csum_offset;
-  if (field + 2 > frame.size()) return make_error(EINVAL, "tap_bad_vnet_hdr");
-  const HeaderInfo h = parse_headers(frame);
-  const bool at_l4 = (h.is_tcp() || h.is_udp()) && start == h.l4_off && vh.csum_offset == (h.is_tcp() ? 16 : 6);
-  if (gso) {
-    if ((vh.gso_type == VIRTIO_NET_HDR_GSO_TCPV4 && h.is_tcpv4()) ||
-        (vh.gso_type == VIRTIO_NET_HDR_GSO_TCPV6 && h.is_tcpv6())) {
-      if (!at_l4 || vh.gso_size == 0) return make_error(EINVAL, "tap_bad_vnet_hdr");
-      o.gso_type = vh.gso_type == VIRTIO_NET_HDR_GSO_TCPV4 ? netif::gso_type::tcpv4 : netif::gso_type::tcpv6;
-      o.gso_size = vh.gso_size;
-      o.csum_blank = true;
-      return o;
-    }
-    return make_error(EINVAL, "tap_gso_unsupported");  // UDP, ECN, or a type the headers do not match
-  }
-  if (at_l4) {
-    o.csum_blank = true;  // the backend / the kernel on the other side finishes it, from the headers
-    return o;
-  }
-  // netif cannot say where this checksum starts: finish it here, as skb_checksum_help does (the field holds the
-  // pseudo-header part already, so it is part of the sum).
-  uint32_t sum = 0;
-  for (size_t i = start; i + 1 < frame.size(); i += 2)
-    sum += (std::to_integer<uint32_t>(frame[i]) << 8) | std::to_integer<uint32_t>(frame[i + 1]);
-  if ((frame.size() - start) & 1) sum += std::to_integer<uint32_t>(frame[frame.size() - 1]) << 8;
-  while (sum >> 16) sum = (sum & 0xFFFF) + (sum >> 16);
-  const uint16_t csum = static_cast<uint16_t>(~sum);
-  frame[field] = std::byte(csum >> 8);
-  frame[field + 1] = std::byte(csum & 0xFF);
-  return o;
-}
-
 Result<std::unique_ptr<TapSink>> TapSink::open(const std::string& netns_path, const std::string& ifname) {
   auto fd = open_vnet_tap(netns_path, ifname);
   if (!fd) return fd.error();
@@ -145,8 +103,13 @@ Result<std::unique_ptr<TapSink>> TapSink::open(const std::string& netns_path, co
 SinkResult TapSink::consume(TxPacket& pkt, PayloadPolicy& payload, BackendCounters& src) {
   if (auto ok = payload.expose(pkt); !ok) return SinkResult::drop(netif::rsp::error, DropReason::payload_unavailable);
   frame_.assign(kVnetHdr + pkt.len, std::byte{0});
-  const auto vh = vnet_hdr_for(pkt.hdr, (pkt.tx_flags & netif::txf::csum_blank) != 0,
-                               pkt.gso.present() ? pkt.gso.type : netif::gso_type::none, pkt.gso.size);
+  NetifOffload o;
+  o.csum_blank = (pkt.tx_flags & netif::txf::csum_blank) != 0;  // no DATA_VALID: the kernel checks the rest
+  if (pkt.gso.present()) {
+    o.gso_type = pkt.gso.type;
+    o.gso_size = pkt.gso.size;
+  }
+  const auto vh = virtio_net_hdr_for(pkt.hdr, o);
   if (!vh) return SinkResult::drop(netif::rsp::error, DropReason::tap_gso_not_tcp);
   std::memcpy(frame_.data(), &*vh, kVnetHdr);
   std::memcpy(frame_.data() + kVnetHdr, pkt.header.data(), pkt.header.size());
@@ -163,11 +126,30 @@ SinkResult TapSink::consume(TxPacket& pkt, PayloadPolicy& payload, BackendCounte
   ssize_t n = ::write(fd_.get(), frame_.data(), frame_.size());
   if (n < 0) {
     // A full TAP queue drops, as a congested bridge port does.
-    return SinkResult::drop(netif::rsp::dropped, errno == EAGAIN ? DropReason::tap_queue_full : DropReason::tap_write_error);
+    return SinkResult::drop(netif::rsp::dropped,
+                            errno == EAGAIN ? DropReason::tap_queue_full : DropReason::tap_write_error);
   }
-  to_host_++;
-  to_host_bytes_ += pkt.len;
+  c_.frames_to_host++;
+  c_.bytes_to_host += pkt.len;
   return SinkResult::okay();
+}
+
+bool TapSink::rx_frame_from(std::span<std::byte> read, RxFrame* f) {
+  VirtioNetHdr vh{};
+  std::memcpy(reinterpret_cast<std::byte*>(&vh), read.data(), kVnetHdr);  // the first 10 bytes
+  const std::span<std::byte> frame = read.subspan(kVnetHdr);
+  const OffloadPlan off = netif_offload_from(vh, frame);  // may finish a checksum netif cannot say, in place
+  if (!off) {
+    c_.dropped_offload(*off.refused)++;
+    return false;
+  }
+  f->local.assign(frame.begin(), frame.end());
+  f->len = static_cast<uint32_t>(f->local.size());
+  f->gso.type = off.offload.gso_type;
+  f->gso.size = off.offload.gso_size;
+  if (off.offload.csum_blank) f->rx_flags |= netif::rxf::csum_blank;
+  if (off.offload.data_validated) f->rx_flags |= netif::rxf::data_validated;
+  return true;
 }
 
 size_t TapSink::pump_rx(Backend& backend, VifId vif) {
@@ -185,31 +167,19 @@ size_t TapSink::pump_rx(Backend& backend, VifId vif) {
     if (n <= static_cast<ssize_t>(kVnetHdr)) break;  // EAGAIN (or a runt): nothing more now
     frames++;
     if (!backend.rx_connected(vif)) {
-      dropped_no_guest_++;
-      continue;
-    }
-    TapVnetHdr vh;
-    std::memcpy(&vh, buf.data(), kVnetHdr);
-    const std::span<std::byte> frame(buf.data() + kVnetHdr, static_cast<size_t>(n) - kVnetHdr);
-    auto off = netif_offload_for(vh, frame);
-    if (!off) {
-      dropped_offload_[off.error().reason]++;
+      c_.frames_dropped_no_guest++;
       continue;
     }
     RxFrame f;
-    f.local.assign(frame.begin(), frame.end());
-    f.len = static_cast<uint32_t>(f.local.size());
-    f.gso.type = off->gso_type;
-    f.gso.size = off->gso_size;
-    if (off->csum_blank) f.rx_flags = netif::rxf::csum_blank | netif::rxf::data_validated;
+    if (!rx_frame_from(std::span<std::byte>(buf.data(), static_cast<size_t>(n)), &f)) continue;
     const uint32_t len = f.len;
     const bool gso = f.gso.present();
     if (backend.queue_rx(vif, std::move(f)) == QueueRx::ok) {
-      to_guest_++;
-      to_guest_bytes_ += len;
-      if (gso) to_guest_gso_++;
+      c_.frames_to_guest++;
+      c_.bytes_to_guest += len;
+      if (gso) c_.gso_frames_to_guest++;
     } else {
-      dropped_no_guest_++;
+      c_.frames_dropped_no_guest++;
     }
   }
   return frames;

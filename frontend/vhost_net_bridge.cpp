@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 #include "shared-ring/packet_headers.hpp"
 #include "shared-ring/negotiation/vif_paths.hpp"
@@ -23,32 +24,19 @@ constexpr uint64_t kDriverRegionAlign = 1ull << 18;  // frames: the driver regio
 constexpr uint32_t kRx = 0, kTx = 1;
 constexpr uint32_t kMinFrame = 14;  // an Ethernet header
 
-// The virtio-net header for a received frame (virtio 1.1 5.1.6.4): checksum state from netif's flags and the parsed
-// headers, GSO from the netif GSO extra. nullopt: a super-frame the guest did not negotiate (drop it).
-std::optional<VirtioNetHdr> rx_virtio_header(std::span<const std::byte> head, bool csum_blank, bool data_validated,
-                                             uint8_t gso_type, uint16_t gso_size, uint64_t acked) {
-  VirtioNetHdr h{};
-  if (csum_blank || gso_type != netif::gso_type::none) {
-    const HeaderInfo hi = parse_headers(head);
-    if (hi.ok() && hi.has_l4 && (hi.is_tcp() || hi.is_udp())) {
-      h.flags = vnet::kFlagNeedsCsum;
-      h.csum_start = static_cast<uint16_t>(hi.l4_off);
-      h.csum_offset = hi.is_tcp() ? 16 : 6;
-      h.hdr_len = static_cast<uint16_t>(hi.l4_off + hi.l4_len);
-    } else if (data_validated) {
-      h.flags = vnet::kFlagDataValid;
-    }
-  } else if (data_validated) {
-    h.flags = vnet::kFlagDataValid;
-  }
-  if (gso_type == netif::gso_type::tcpv4 || gso_type == netif::gso_type::tcpv6) {
-    const bool guest_ok =
-        (gso_type == netif::gso_type::tcpv4) ? (acked & feat::kNetGuestTso4) : (acked & feat::kNetGuestTso6);
-    if (!guest_ok || h.flags != vnet::kFlagNeedsCsum) return std::nullopt;
-    h.gso_type = gso_type == netif::gso_type::tcpv4 ? vnet::kGsoTcpv4 : vnet::kGsoTcpv6;
-    h.gso_size = gso_size;
-  }
-  return h;
+constexpr size_t kMaxHeaderPeek = 256;  // protocol headers read for the offload codec (not a payload copy)
+
+// The virtio-net header for a received frame (virtio 1.1 5.1.6.4), by the codec's rules. nullopt: a super-frame
+// the guest did not negotiate, or GSO the headers do not support (drop it).
+std::optional<VirtioNetHdr> rx_virtio_header(std::span<const std::byte> head, const NetifOffload& o, uint64_t acked) {
+  if (o.gso_type == netif::gso_type::tcpv4 && !(acked & feat::kNetGuestTso4)) return std::nullopt;
+  if (o.gso_type == netif::gso_type::tcpv6 && !(acked & feat::kNetGuestTso6)) return std::nullopt;
+  return virtio_net_hdr_for(parse_headers(head), o);
+}
+
+template <class Frame>
+NetifOffload offload_of(const Frame& f) {
+  return NetifOffload{f.csum_blank, f.data_validated, f.gso_type, f.gso_size};
 }
 }  // namespace
 
@@ -58,6 +46,11 @@ VhostNetBridge::VhostNetBridge(VhostNetConfig config) : cfg_(std::move(config)) 
 }
 
 VhostNetBridge::~VhostNetBridge() = default;
+
+void to_json(nlohmann::json& j, const VhostNetCounters& c) {
+  j = nlohmann::json::object();
+  PVNET_VHOST_NET_COUNTERS(PVNET_COUNTER_JSON)
+}
 
 void VhostNetBridge::attach(UniqueFd conn) {
   if (chan_) drop_guest("a new vhost-user front-end connected");
@@ -134,7 +127,7 @@ bool VhostNetBridge::handle_messages() {
       break;
     }
     work = true;
-    ++counters_.vhost_messages;
+    ++counters_.messages;
     bool replied = false;
     Result<void> r = handle(*m, &replied);
     if (!chan_) break;
@@ -193,16 +186,8 @@ Result<void> VhostNetBridge::handle(Message& m, bool* replied) {
       return set_mem_table(m);
     case kSetVringNum:
     case kSetVringBase:
-    case kSetVringEnable: {
-      VringState s;
-      if (auto r = need(sizeof s); !r) return r;
-      (void)m.get(&s);
-      if (s.index > kTx) return make_error(EPROTO, "queue " + std::to_string(s.index) + " (MQ not offered)");
-      if (m.hdr.request == kSetVringNum) setup_[s.index].num = s.num;
-      else if (m.hdr.request == kSetVringBase) setup_[s.index].base = static_cast<uint16_t>(s.num);
-      else setup_[s.index].enabled = s.num != 0;
-      return {};
-    }
+    case kSetVringEnable:
+      return handle_vring_state(m);
     case kSetVringAddr: {
       VringAddr a;
       if (auto r = need(sizeof a); !r) return r;
@@ -212,61 +197,78 @@ Result<void> VhostNetBridge::handle(Message& m, bool* replied) {
       setup_[a.index].have_addr = true;
       return {};
     }
-    case kGetVringBase: {
-      VringState s;
-      if (auto r = need(sizeof s); !r) return r;
-      (void)m.get(&s);
-      if (s.index > kTx) return make_error(EPROTO, "queue " + std::to_string(s.index));
-      // The ring stops: everything before last_avail_idx counts as done; late TxDones are not written.
-      s.num = vq_[s.index].last_avail_idx();
-      vq_[s.index].stop();
-      setup_[s.index].kick_set = false;
-      if (s.index == kTx) {
-        ++tx_generation_;
-        tx_stalled_.valid = false;
-      } else {
-        rx_chains_.clear();
-        revoke_rx_direct();
-      }
-      *replied = true;
-      return chan_->reply(m, s);
-    }
+    case kGetVringBase:
+      return handle_get_vring_base(m, replied);
     case kSetVringKick:
     case kSetVringCall:
-    case kSetVringErr: {
-      uint64_t u = 0;
-      if (!m.get(&u)) return make_error(EPROTO, "payload too short");
-      const uint32_t q = static_cast<uint32_t>(u & kVringIdxMask);
-      if (q > kTx) return make_error(EPROTO, "queue " + std::to_string(q));
-      UniqueFd fd;
-      if (!(u & kVringNoFd)) {
-        if (m.fds.empty()) return make_error(EPROTO, "no fd with the message");
-        fd = std::move(m.fds[0]);
-      }
-      // Kick and call fds are read and written from the poll loop: an eventfd, non-blocking, or nothing.
-      if (fd && m.hdr.request != kSetVringErr) {
-        const std::string what = std::string(m.hdr.request == kSetVringKick ? "kick" : "call") + " fd of queue " +
-                                 std::to_string(q);
-        if (auto ok = check_eventfd(fd.get(), what); !ok) return ok;
-        (void)::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) | O_NONBLOCK);
-      }
-      if (m.hdr.request == kSetVringCall) {
-        vq_[q].set_call_fd(std::move(fd));
-      } else if (m.hdr.request == kSetVringKick) {
-        if (!fd) return make_error(EPROTO, "polling mode (no kick fd) is not supported");
-        vq_[q].set_kick_fd(std::move(fd));
-        setup_[q].kick_set = true;
-        try_start(q);  // vhost-user: the kick fd starts the ring
-      }
-      return {};
-    }
+    case kSetVringErr:
+      return handle_vring_fd(m);
     default:
-      ++counters_.vhost_unsupported;
+      ++counters_.unsupported;
       // A message expecting a reply we cannot give would hang the front-end: refuse the connection instead.
       if (m.hdr.request == kGetConfig || m.hdr.request == kGetMaxMemSlots || m.hdr.request == kGetStatus)
         return make_error(EPROTO, std::string(request_name(m.hdr.request)) + " without the protocol feature");
       return make_error(ENOTSUP, "unsupported");
   }
+}
+
+Result<void> VhostNetBridge::handle_vring_state(Message& m) {
+  VringState s;
+  if (m.payload.size() < sizeof s) return make_error(EPROTO, "payload too short");
+  (void)m.get(&s);
+  if (s.index > kTx) return make_error(EPROTO, "queue " + std::to_string(s.index) + " (MQ not offered)");
+  if (m.hdr.request == kSetVringNum) setup_[s.index].num = s.num;
+  else if (m.hdr.request == kSetVringBase) setup_[s.index].base = static_cast<uint16_t>(s.num);
+  else setup_[s.index].enabled = s.num != 0;
+  return {};
+}
+
+Result<void> VhostNetBridge::handle_get_vring_base(Message& m, bool* replied) {
+  VringState s;
+  if (m.payload.size() < sizeof s) return make_error(EPROTO, "payload too short");
+  (void)m.get(&s);
+  if (s.index > kTx) return make_error(EPROTO, "queue " + std::to_string(s.index));
+  // The ring stops: everything before last_avail_idx counts as done; late TxDones are not written.
+  s.num = vq_[s.index].last_avail_idx();
+  vq_[s.index].stop();
+  setup_[s.index].kick_set = false;
+  if (s.index == kTx) {
+    ++tx_generation_;
+    tx_stalled_.valid = false;
+  } else {
+    rx_chains_.clear();
+    revoke_rx_direct();
+  }
+  *replied = true;
+  return chan_->reply(m, s);
+}
+
+Result<void> VhostNetBridge::handle_vring_fd(Message& m) {
+  uint64_t u = 0;
+  if (!m.get(&u)) return make_error(EPROTO, "payload too short");
+  const uint32_t q = static_cast<uint32_t>(u & kVringIdxMask);
+  if (q > kTx) return make_error(EPROTO, "queue " + std::to_string(q));
+  UniqueFd fd;
+  if (!(u & kVringNoFd)) {
+    if (m.fds.empty()) return make_error(EPROTO, "no fd with the message");
+    fd = std::move(m.fds[0]);
+  }
+  // Kick and call fds are read and written from the poll loop: an eventfd, non-blocking, or nothing.
+  if (fd && m.hdr.request != kSetVringErr) {
+    const std::string what =
+        std::string(m.hdr.request == kSetVringKick ? "kick" : "call") + " fd of queue " + std::to_string(q);
+    if (auto ok = check_eventfd(fd.get(), what); !ok) return ok;
+    (void)::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) | O_NONBLOCK);
+  }
+  if (m.hdr.request == kSetVringCall) {
+    vq_[q].set_call_fd(std::move(fd));
+  } else if (m.hdr.request == kSetVringKick) {
+    if (!fd) return make_error(EPROTO, "polling mode (no kick fd) is not supported");
+    vq_[q].set_kick_fd(std::move(fd));
+    setup_[q].kick_set = true;
+    try_start(q);  // vhost-user: the kick fd starts the ring
+  }
+  return {};
 }
 
 Result<void> VhostNetBridge::set_mem_table(Message& m) {
@@ -296,8 +298,7 @@ Result<void> VhostNetBridge::set_mem_table(Message& m) {
 
 Result<void> VhostNetBridge::make_domain() {
   if (!cfg_.make_platform) return make_error(EINVAL, "no platform factory");
-  auto shm = create_domain_shm(cfg_.domid, 0, cfg_.nr_grant_entries);
-  if (!shm) return shm.error();
+  std::vector<GuestRamRegion> ram;
   uint64_t end_pfn = 0;
   for (const auto& r : mem_->regions()) {
     const uint64_t first = (r.gpa + kPageSize - 1) / kPageSize;
@@ -305,9 +306,7 @@ Result<void> VhostNetBridge::make_domain() {
     if (end <= first) continue;
     const uint64_t off = r.mmap_offset + (first * kPageSize - r.gpa);
     if (off % kPageSize != 0) return make_error(EINVAL, "guest region not page-aligned in its memfd");
-    UniqueFd dup{::fcntl(r.fd.get(), F_DUPFD_CLOEXEC, 0)};
-    if (!dup) return make_error(errno, std::string("dup: ") + std::strerror(errno));
-    shm->regions.push_back(MemRegion{std::move(dup), Pfn{first}, end - first, off});
+    ram.push_back(GuestRamRegion{r.fd.get(), Pfn{first}, end - first, off});
     end_pfn = std::max(end_pfn, end);
   }
   // The driver's own pages: a region of pvnet's above the guest's RAM (the guest never sees it).
@@ -316,8 +315,8 @@ Result<void> VhostNetBridge::make_domain() {
                                uint64_t{cfg_.driver_pages} * kPageSize);
   if (!drv) return make_error(drv.error().code, "driver region: " + drv.error().reason);
   driver_first_ = Pfn{(end_pfn + kDriverRegionAlign - 1) / kDriverRegionAlign * kDriverRegionAlign};
-  shm->regions.push_back(MemRegion{std::move(*drv), driver_first_, cfg_.driver_pages, 0});
-  auto p = cfg_.make_platform(std::move(*shm));
+  ram.push_back(GuestRamRegion{drv->get(), driver_first_, cfg_.driver_pages, 0});
+  auto p = cfg_.make_platform(ram);  // keeps its own duplicates; `drv` closes here
   if (!p) return make_error(p.error().code, "adopting the guest's memory as domain " +
                                                 std::to_string(cfg_.domid.value) + ": " + p.error().reason);
   platform_ = std::move(p).value();
@@ -392,22 +391,22 @@ void VhostNetBridge::on_tx_done(const TxDone& d) {
   const uint32_t gen = static_cast<uint32_t>(d.cookie >> 16);
   const uint16_t head = static_cast<uint16_t>(d.cookie & 0xffff);
   if (d.status != netif::rsp::okay) ++counters_.tx_dropped;
+  tx_copies_.erase(d.cookie);  // a private copy's pages go back to the driver region
   if (gen != tx_generation_ || !vq_[kTx].started()) return;  // the ring was stopped meanwhile
   vq_[kTx].push(head, 0);
   ++counters_.tx_completed;
 }
 
-// One TX chain -> one netfront transmit of the guest's own pages. Returns false if netfront was busy (the chain
-// is kept for the next round).
-bool VhostNetBridge::tx_one(Chain& c) {
+// Reads the virtio-net header off the front of the chain into *h and puts the frame's pieces (the guest's own
+// pages) in pieces_. False: a chain that cannot be a TX frame (short header, device-writable buffers).
+bool VhostNetBridge::tx_split_chain(const Chain& c, VirtioNetHdr* h, uint64_t* len) {
   const uint32_t hl = hdr_len();
-  VirtioNetHdr h{};
   uint32_t got = 0;
   size_t bi = 0;
   uint32_t skip = 0;  // bytes of readable[bi] that belong to the header
   while (got < hl && bi < c.readable.size()) {
     const uint32_t n = std::min(hl - got, c.readable[bi].len);
-    std::memcpy(reinterpret_cast<std::byte*>(&h) + got, c.readable[bi].host, n);
+    std::memcpy(reinterpret_cast<std::byte*>(h) + got, c.readable[bi].host, n);
     got += n;
     if (n == c.readable[bi].len) {
       ++bi;
@@ -417,15 +416,9 @@ bool VhostNetBridge::tx_one(Chain& c) {
     }
   }
   counters_.tx_header_copy_bytes += got;
-  auto drop = [&](uint64_t& counter) {
-    ++counter;
-    vq_[kTx].push(c.head, 0);
-    return true;
-  };
-  if (got < hl || !c.writable.empty()) return drop(counters_.tx_bad_chains);
-
+  if (got < hl || !c.writable.empty()) return false;
   pieces_.clear();
-  uint64_t len = 0;
+  *len = 0;
   for (size_t i = bi; i < c.readable.size(); ++i) {
     const ChainBuf& b = c.readable[i];
     const uint64_t gpa = b.gpa + (i == bi ? skip : 0);
@@ -434,29 +427,59 @@ bool VhostNetBridge::tx_one(Chain& c) {
     // A piece must stay within one frame run of the domain: the buffer lies inside one region (checked by the
     // virtqueue), and a region's frames are consecutive in the domain's pfn space.
     pieces_.push_back(TxPiece{Pfn{gpa / kPageSize}, static_cast<uint32_t>(gpa % kPageSize), n});
-    len += n;
+    *len += n;
   }
-  if (len < kMinFrame || len > netif::kMaxFrameBytes) return drop(counters_.tx_dropped);
+  return true;
+}
 
+// The first `max` bytes of a frame in the guest's pages (a private copy).
+std::vector<std::byte> VhostNetBridge::tx_gather(std::span<const TxPiece> pieces, size_t max) const {
+  std::vector<std::byte> out;
+  for (const TxPiece& p : pieces) {
+    if (out.size() >= max) break;
+    const size_t n = std::min<size_t>(p.len, max - out.size());
+    const std::byte* src = mem_->gpa_to_host(p.pfn.value * kPageSize + p.offset, p.len);
+    out.insert(out.end(), src, src + n);
+  }
+  return out;
+}
+
+// One TX chain -> one netfront transmit of the guest's own pages (or, for a checksum netif cannot say, of a
+// private copy with the checksum finished). Returns false if netfront was busy (the chain is kept for the next
+// round).
+bool VhostNetBridge::tx_one(Chain& c) {
+  auto drop = [&](uint64_t& counter) {
+    ++counter;
+    vq_[kTx].push(c.head, 0);
+    return true;
+  };
+  VirtioNetHdr h{};
+  uint64_t len = 0;
+  if (!tx_split_chain(c, &h, &len)) return drop(counters_.tx_bad_chains);
+  if (len < kMinFrame || len > netif::kMaxFrameBytes) return drop(counters_.tx_dropped);
+  const std::vector<std::byte> head = tx_gather(pieces_, kMaxHeaderPeek);
+  const OffloadPlan plan = netif_offload_plan(h, parse_headers(head), len);
+  if (!plan) return drop(counters_.tx_dropped);  // netif cannot carry it (shared-ring/offload.hpp)
+  std::vector<std::byte> copy;
+  std::optional<PlacedFrame> placed;
+  if (plan.finish_csum) {
+    copy = tx_gather(pieces_, len);
+    finish_checksum(copy, plan.csum_start, plan.csum_field);
+    auto p = place_frame(*pool_, copy);
+    if (!p) {
+      ++counters_.tx_busy;  // the driver region is short: TxDones give pages back
+      return false;
+    }
+    placed.emplace(std::move(p).value());
+  }
   TxOptions o;
   o.cookie = (static_cast<uint64_t>(tx_generation_) << 16) | c.head;
   o.defer_push = true;
-  o.csum_blank = (h.flags & vnet::kFlagNeedsCsum) != 0;
-  o.data_validated = (h.flags & vnet::kFlagDataValid) != 0;
-  switch (h.gso_type & ~vnet::kGsoEcn) {
-    case vnet::kGsoNone:
-      break;
-    case vnet::kGsoTcpv4:
-    case vnet::kGsoTcpv6:
-      if (h.gso_size == 0) return drop(counters_.tx_dropped);
-      o.gso_type = (h.gso_type & ~vnet::kGsoEcn) == vnet::kGsoTcpv4 ? netif::gso_type::tcpv4 : netif::gso_type::tcpv6;
-      o.gso_size = h.gso_size;
-      o.csum_blank = true;
-      break;
-    default:
-      return drop(counters_.tx_dropped);  // UFO/USO: not offered
-  }
-  const TxStatus st = front_->transmit(pieces_, o);
+  o.csum_blank = plan.offload.csum_blank;
+  o.data_validated = plan.offload.data_validated;
+  o.gso_type = plan.offload.gso_type;
+  o.gso_size = plan.offload.gso_size;
+  const TxStatus st = front_->transmit(placed ? placed->pieces() : std::span<const TxPiece>(pieces_), o);
   if (st == TxStatus::kBusy) {
     ++counters_.tx_busy;
     return false;
@@ -464,15 +487,11 @@ bool VhostNetBridge::tx_one(Chain& c) {
   if (st != TxStatus::kQueued) return drop(counters_.tx_dropped);
   ++counters_.tx_frames;
   counters_.tx_bytes += len;
-  if (cfg_.on_frame) {
-    std::vector<std::byte> frame;
-    frame.reserve(len);
-    for (const TxPiece& p : pieces_) {
-      const std::byte* src = mem_->gpa_to_host(p.pfn.value * kPageSize + p.offset, p.len);
-      frame.insert(frame.end(), src, src + p.len);
-    }
-    cfg_.on_frame(FrameDir::kFromGuest, frame);
+  if (placed) {
+    counters_.tx_payload_copy_bytes += len;
+    tx_copies_.insert_or_assign(o.cookie, std::move(*placed));
   }
+  if (cfg_.on_frame) cfg_.on_frame(FrameDir::kFromGuest, placed ? copy : tx_gather(pieces_, len));
   return true;
 }
 
@@ -508,88 +527,22 @@ bool VhostNetBridge::deliver_rx() {
   SplitVirtqueue& q = vq_[kRx];
   bool work = q.drain_kick();
   const bool mrg = (acked_ & feat::kNetMrgRxbuf) != 0;
-  const uint32_t hl = hdr_len();
   bool pushed = false;
   while (!rx_backlog_.empty()) {
     ReceivedFrame& f = rx_backlog_.front();
-    const uint64_t need = hl + f.data.size();
-    uint64_t have = 0;
-    for (const auto& c : rx_chains_) have += c.write_bytes;
-    if (!mrg && !rx_chains_.empty() && have < need) {
-      // Without mergeable buffers a frame must fit one chain (Linux posts "big" chains with GUEST_TSO).
+    const RxFill fill = fill_rx_chains(hdr_len() + f.data.size(), mrg, &pushed);
+    if (fill == RxFill::kStarved) break;
+    work = true;
+    auto hdr = fill == RxFill::kFilled ? rx_virtio_header(f.data, offload_of(f), acked_) : std::nullopt;
+    if (!hdr) {
+      // Too big for one chain (without mergeable buffers a frame must fit one: Linux posts "big" chains with
+      // GUEST_TSO; the chain stays for the next frame), or a super-frame the guest cannot take.
       ++counters_.rx_dropped_too_big;
       rx_backlog_.pop_front();
-      work = true;
       continue;
     }
-    bool starved = false;
-    while (have < need && (mrg || rx_chains_.empty())) {
-      Chain c;
-      const auto r = q.pop(c);
-      if (r == SplitVirtqueue::Pop::kBadChain) {
-        ++counters_.rx_bad_chains;
-        continue;
-      }
-      if (r != SplitVirtqueue::Pop::kChain) {
-        if (r == SplitVirtqueue::Pop::kEmpty && q.enable_kicks()) continue;
-        starved = true;
-        break;
-      }
-      if (!c.readable.empty() || c.write_bytes < (rx_chains_.empty() ? hl : 1)) {
-        ++counters_.rx_bad_chains;
-        q.push(c.head, 0);
-        pushed = true;
-        continue;
-      }
-      have += c.write_bytes;
-      rx_chains_.push_back(std::move(c));
-    }
-    if (starved) break;
-    if (have < need) continue;  // !mrg: dropped above on the next turn
-
-    // The header.
-    auto hdr = rx_virtio_header(f.data, f.csum_blank, f.data_validated, f.gso_type, f.gso_size, acked_);
-    if (!hdr) {
-      ++counters_.rx_dropped_too_big;  // the guest cannot take a super-frame
-      rx_backlog_.pop_front();
-      continue;
-    }
-    VirtioNetHdr h = *hdr;
-    // Scatter header + frame over the chains; num_buffers = the chains it takes.
-    {
-      uint64_t cap = 0;
-      uint16_t nb = 0;
-      while (cap < need) cap += rx_chains_[nb++].write_bytes;
-      h.num_buffers = nb;
-    }
-    std::vector<uint32_t> used(rx_chains_.size(), 0);
-    const std::byte* hsrc = reinterpret_cast<const std::byte*>(&h);
-    uint64_t pos = 0;  // over header then data
-    size_t ci = 0;
-    for (; ci < rx_chains_.size() && pos < need; ++ci) {
-      for (const ChainBuf& b : rx_chains_[ci].writable) {
-        uint32_t off = 0;
-        while (off < b.len && pos < need) {
-          uint64_t n;
-          if (pos < hl) {
-            n = std::min<uint64_t>(hl - pos, b.len - off);
-            std::memcpy(b.host + off, hsrc + pos, n);
-          } else {
-            n = std::min<uint64_t>(need - pos, b.len - off);
-            std::memcpy(b.host + off, f.data.data() + (pos - hl), n);
-            counters_.rx_bounce_bytes += n;
-          }
-          off += static_cast<uint32_t>(n);
-          pos += n;
-          used[ci] += static_cast<uint32_t>(n);
-        }
-        if (pos >= need) break;
-      }
-    }
-    for (size_t i = 0; i < ci; ++i) q.push(rx_chains_[i].head, used[i]);
-    rx_chains_.erase(rx_chains_.begin(), rx_chains_.begin() + static_cast<ptrdiff_t>(ci));
+    scatter_rx(*hdr, f.data);
     pushed = true;
-    work = true;
     ++counters_.rx_frames;
     counters_.rx_bytes += f.data.size();
     if (cfg_.on_frame) cfg_.on_frame(FrameDir::kToGuest, f.data);
@@ -597,6 +550,72 @@ bool VhostNetBridge::deliver_rx() {
   }
   if (pushed) q.call();
   return work;
+}
+
+// Pops RX chains until they hold `need` bytes (with mergeable buffers), or one chain (without). Bad chains are
+// returned unused (*pushed).
+VhostNetBridge::RxFill VhostNetBridge::fill_rx_chains(uint64_t need, bool mrg, bool* pushed) {
+  SplitVirtqueue& q = vq_[kRx];
+  const uint32_t hl = hdr_len();
+  uint64_t have = 0;
+  for (const auto& c : rx_chains_) have += c.write_bytes;
+  while (have < need && (mrg || rx_chains_.empty())) {
+    Chain c;
+    const auto r = q.pop(c);
+    if (r == SplitVirtqueue::Pop::kBadChain) {
+      ++counters_.rx_bad_chains;
+      continue;
+    }
+    if (r != SplitVirtqueue::Pop::kChain) {
+      if (r == SplitVirtqueue::Pop::kEmpty && q.enable_kicks()) continue;
+      return RxFill::kStarved;
+    }
+    if (!c.readable.empty() || c.write_bytes < (rx_chains_.empty() ? hl : 1)) {
+      ++counters_.rx_bad_chains;
+      q.push(c.head, 0);
+      *pushed = true;
+      continue;
+    }
+    have += c.write_bytes;
+    rx_chains_.push_back(std::move(c));
+  }
+  return have < need ? RxFill::kTooBig : RxFill::kFilled;
+}
+
+// Copies header + frame over the held chains (num_buffers = the chains it takes) and returns them used.
+void VhostNetBridge::scatter_rx(VirtioNetHdr h, std::span<const std::byte> data) {
+  const uint32_t hl = hdr_len();
+  const uint64_t need = hl + data.size();
+  uint64_t cap = 0;
+  uint16_t nb = 0;
+  while (cap < need) cap += rx_chains_[nb++].write_bytes;
+  h.num_buffers = nb;
+  std::vector<uint32_t> used(rx_chains_.size(), 0);
+  const std::byte* hsrc = reinterpret_cast<const std::byte*>(&h);
+  uint64_t pos = 0;  // over header then data
+  size_t ci = 0;
+  for (; ci < rx_chains_.size() && pos < need; ++ci) {
+    for (const ChainBuf& b : rx_chains_[ci].writable) {
+      uint32_t off = 0;
+      while (off < b.len && pos < need) {
+        uint64_t n;
+        if (pos < hl) {
+          n = std::min<uint64_t>(hl - pos, b.len - off);
+          std::memcpy(b.host + off, hsrc + pos, n);
+        } else {
+          n = std::min<uint64_t>(need - pos, b.len - off);
+          std::memcpy(b.host + off, data.data() + (pos - hl), n);
+          counters_.rx_bounce_bytes += n;
+        }
+        off += static_cast<uint32_t>(n);
+        pos += n;
+        used[ci] += static_cast<uint32_t>(n);
+      }
+      if (pos >= need) break;
+    }
+  }
+  for (size_t i = 0; i < ci; ++i) vq_[kRx].push(rx_chains_[i].head, used[i]);
+  rx_chains_.erase(rx_chains_.begin(), rx_chains_.begin() + static_cast<ptrdiff_t>(ci));
 }
 
 // Direct RX: the guest's RX chains go onto the netif RX ring, each as the extent of its first buffer that lies in
@@ -676,15 +695,14 @@ void VhostNetBridge::on_rx_buffers(ReceivedBuffers&& f) {
   };
   // The headers for parse_headers: read in place when the first buffer holds them, else gathered (a read of
   // at most 256 bytes of headers, not a payload copy).
-  std::array<std::byte, 256> head{};
+  std::array<std::byte, kMaxHeaderPeek> head{};
   size_t hn = 0;
   for (size_t i = 0; i < chains.size() && hn < head.size(); ++i) {
     const size_t n = std::min<size_t>(f.bufs[i].len, head.size() - hn);
     std::memcpy(head.data() + hn, data_at(i), n);
     hn += n;
   }
-  auto hdr = rx_virtio_header(std::span<const std::byte>(head.data(), hn), f.csum_blank, f.data_validated,
-                              f.gso_type, f.gso_size, acked_);
+  auto hdr = rx_virtio_header(std::span<const std::byte>(head.data(), hn), offload_of(f), acked_);
   const bool mrg = (acked_ & feat::kNetMrgRxbuf) != 0;
   if (!hdr || (!mrg && chains.size() > 1)) {
     ++counters_.rx_dropped_too_big;  // a super-frame the guest cannot take, or a frame beyond one chain

@@ -6,7 +6,8 @@
 //
 // TX: each virtio TX chain (virtio-net header + frame, possibly scattered) becomes one netfront transmit whose
 // pieces are the guest's own pages: netfront copies the headers into a header slot and grants the pages holding
-// the payload; nothing of the payload is copied here. The chain goes back to the guest (used ring) only when
+// the payload; nothing of the payload is copied here, except a frame whose partial checksum netif cannot say (not
+// at the TCP/UDP header), which is finished in a private copy (shared-ring/offload.hpp; tx_payload_copy_bytes). The chain goes back to the guest (used ring) only when
 // netfront reports the frame complete (TxDone): until then the backend may still read those pages.
 // RX, with RX extents (docs/protocol.md 7) and mergeable buffers: the guest's RX buffers themselves are granted
 // writable and posted on the netif RX ring (each chain's first page piece, the virtio-net header's 12 bytes as the
@@ -27,39 +28,49 @@
 #include <string>
 #include <unordered_map>
 #include <vector>
+#include <nlohmann/json_fwd.hpp>
 
 #include "frontend/netfront.hpp"
 #include "frontend/page_pool.hpp"
 #include "frontend/vhost_user.hpp"
 #include "frontend/virtqueue.hpp"
-#include "grant-sim/sim/domain_shm.hpp"
+#include "grant-sim/platform/guest_memory.hpp"
 #include "grant-sim/platform/platform.hpp"
+#include "shared-ring/counter_list.hpp"
+#include "shared-ring/offload.hpp"
 
 namespace pvnet {
 
+// What the bridge did (the CLI's "vhost" JSON object).
+#define PVNET_VHOST_NET_COUNTERS(X)                                                                            \
+  X(messages)               /* vhost-user messages handled */                                                 \
+  X(unsupported)            /* messages answered "unsupported" or ignored */                                  \
+  X(tx_frames)              /* guest frames handed to netfront */                                             \
+  X(tx_bytes)                                                                                                 \
+  X(tx_completed)           /* chains returned to the guest after TxDone */                                   \
+  X(tx_dropped)             /* frames netfront refused (invalid), the backend did not deliver, or whose      \
+                               virtio-net header netif cannot carry (shared-ring/offload.hpp) */               \
+  X(tx_bad_chains)          /* chains dropped by the virtqueue (loop, outside RAM, ...) or malformed here */  \
+  X(tx_busy)                /* transmit() said busy: the chain waits for room */                              \
+  X(tx_payload_copy_bytes)  /* bytes of guest TX frames copied by this bridge: only a frame whose partial     \
+                               checksum netif cannot say, finished in a private copy (offload.hpp) */          \
+  X(tx_header_copy_bytes)   /* virtio-net header bytes read out of the chain */                               \
+  X(rx_frames)              /* frames written into guest buffers */                                           \
+  X(rx_bytes)                                                                                                 \
+  X(rx_bounce_bytes)        /* frame bytes copied into guest buffers on the guest side */                     \
+  X(rx_direct_bytes)        /* frame bytes the backend's grant copy put straight into guest buffers */        \
+  X(rx_header_bytes)        /* virtio-net header bytes the bridge wrote into guest buffers (direct path) */   \
+  X(rx_buffers_posted)      /* guest RX buffers posted on the netif RX ring (direct path) */                  \
+  X(rx_short_chains)        /* chains whose first page piece cannot hold the header: returned unused */       \
+  X(rx_dropped_no_buffers)  /* backlog full, or the RX queue not running */                                   \
+  X(rx_dropped_too_big)     /* frame does not fit the guest's buffers (no MRG_RXBUF, small buffers) */        \
+  X(rx_bad_chains)                                                                                            \
+  X(guest_disconnects)      /* a broken ring or protocol error made us drop the guest */
+
 struct VhostNetCounters {
-  uint64_t vhost_messages = 0;
-  uint64_t vhost_unsupported = 0;    // messages answered "unsupported" or ignored
-  uint64_t tx_frames = 0;            // guest frames handed to netfront
-  uint64_t tx_bytes = 0;
-  uint64_t tx_completed = 0;         // chains returned to the guest after TxDone
-  uint64_t tx_dropped = 0;           // frames netfront refused (invalid) or the backend did not deliver
-  uint64_t tx_bad_chains = 0;        // chains dropped by the virtqueue (loop, outside RAM, ...) or malformed here
-  uint64_t tx_busy = 0;              // transmit() said busy: the chain waits for room
-  uint64_t tx_payload_copy_bytes = 0;  // bytes of guest TX frames copied by this bridge (the design keeps it 0)
-  uint64_t tx_header_copy_bytes = 0;   // virtio-net header bytes read out of the chain
-  uint64_t rx_frames = 0;            // frames written into guest buffers
-  uint64_t rx_bytes = 0;
-  uint64_t rx_bounce_bytes = 0;      // frame bytes copied into guest buffers on the guest side
-  uint64_t rx_direct_bytes = 0;      // frame bytes the backend's grant copy put straight into guest buffers
-  uint64_t rx_header_bytes = 0;      // virtio-net header bytes the bridge wrote into guest buffers (direct path)
-  uint64_t rx_buffers_posted = 0;    // guest RX buffers posted on the netif RX ring (direct path)
-  uint64_t rx_short_chains = 0;      // chains whose first page piece cannot hold the header: returned unused
-  uint64_t rx_dropped_no_buffers = 0;  // backlog full, or the RX queue not running
-  uint64_t rx_dropped_too_big = 0;   // frame does not fit the guest's buffers (no MRG_RXBUF, small buffers)
-  uint64_t rx_bad_chains = 0;
-  uint64_t guest_disconnects = 0;    // a broken ring or protocol error made us drop the guest
+  PVNET_VHOST_NET_COUNTERS(PVNET_COUNTER_FIELD)
 };
+void to_json(nlohmann::json& j, const VhostNetCounters& c);
 
 enum class FrameDir : uint8_t { kFromGuest, kToGuest };
 
@@ -67,11 +78,11 @@ struct VhostNetConfig {
   DomId domid{1};
   std::string device_dir;            // default: /local/domain/<domid>/device/vif/0
   uint64_t driver_pages = 2048;      // the extra region netfront's pool draws from (8 MiB)
-  uint32_t nr_grant_entries = 8192;
   NetfrontConfig netfront;
   uint64_t features = kDefaultFeatures;
-  // Makes the simulated domain from the guest's memory (SimClient::connect(.., adopt) or SimHypervisor::adopt).
-  std::function<Result<std::unique_ptr<Platform>>(DomainShm)> make_platform;
+  // Makes domain `domid` of the guest's RAM and the driver region (borrowed fds: the hypervisor dups what it
+  // keeps), e.g. SimClient::connect(.., SimClientOptions::adopt_ram(..)) or SimHypervisor::adopt_ram.
+  std::function<Result<std::unique_ptr<Platform>>(std::span<const GuestRamRegion>)> make_platform;
   // Optional tap on every frame (the CLI's --capture).
   std::function<void(FrameDir, std::span<const std::byte>)> on_frame;
   size_t rx_backlog = 256;           // frames received while the guest has no RX buffers
@@ -83,23 +94,6 @@ struct VhostNetConfig {
       vhost::feat::kNetHostTso4 | vhost::feat::kNetHostTso6 | vhost::feat::kNetGuestTso4 |
       vhost::feat::kNetGuestTso6;
 };
-
-// virtio-net header (virtio 1.1 5.1.6), 12 bytes with VERSION_1 or MRG_RXBUF, else 10.
-#pragma pack(push, 1)
-struct VirtioNetHdr {
-  uint8_t flags = 0;
-  uint8_t gso_type = 0;
-  uint16_t hdr_len = 0;
-  uint16_t gso_size = 0;
-  uint16_t csum_start = 0;
-  uint16_t csum_offset = 0;
-  uint16_t num_buffers = 0;
-};
-#pragma pack(pop)
-namespace vnet {
-inline constexpr uint8_t kFlagNeedsCsum = 1, kFlagDataValid = 2;
-inline constexpr uint8_t kGsoNone = 0, kGsoTcpv4 = 1, kGsoUdp = 3, kGsoTcpv6 = 4, kGsoEcn = 0x80;
-}  // namespace vnet
 
 class VhostNetBridge {
  public:
@@ -141,8 +135,13 @@ class VhostNetBridge {
     bool valid = false;
   };
 
+  enum class RxFill : uint8_t { kFilled, kStarved, kTooBig };
+
   bool handle_messages();
   Result<void> handle(vhost::Message& m, bool* replied);
+  Result<void> handle_vring_state(vhost::Message& m);
+  Result<void> handle_get_vring_base(vhost::Message& m, bool* replied);
+  Result<void> handle_vring_fd(vhost::Message& m);
   Result<void> set_mem_table(vhost::Message& m);
   Result<void> make_domain();
   void try_start(uint32_t q);
@@ -151,8 +150,12 @@ class VhostNetBridge {
   bool ensure_netfront();
   bool process_tx();
   bool tx_one(vhost::Chain& c);
+  bool tx_split_chain(const vhost::Chain& c, VirtioNetHdr* h, uint64_t* len);
+  std::vector<std::byte> tx_gather(std::span<const TxPiece> pieces, size_t max) const;
   void on_tx_done(const TxDone& d);
   bool deliver_rx();
+  RxFill fill_rx_chains(uint64_t need, bool mrg, bool* pushed);
+  void scatter_rx(VirtioNetHdr h, std::span<const std::byte> data);
   bool post_rx_direct();
   void on_rx_buffers(ReceivedBuffers&& f);
   void revoke_rx_direct();
@@ -176,6 +179,8 @@ class VhostNetBridge {
   std::chrono::steady_clock::time_point next_dir_check_{};
 
   PendingTx tx_stalled_;                  // popped, transmit() said busy
+  // Frames finished in a private copy (a checksum netif cannot say), by cookie, until their TxDone.
+  std::unordered_map<uint64_t, PlacedFrame> tx_copies_;
   std::vector<TxPiece> pieces_;           // scratch
   std::deque<ReceivedFrame> rx_backlog_;
   std::vector<vhost::Chain> rx_chains_;   // scratch (mergeable buffers of one frame)

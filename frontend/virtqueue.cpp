@@ -10,8 +10,14 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 namespace pvnet::vhost {
+
+void to_json(nlohmann::json& j, const VirtqCounters& c) {
+  j = nlohmann::json::object();
+  PVNET_VIRTQ_COUNTERS(PVNET_COUNTER_JSON)
+}
 
 namespace {
 

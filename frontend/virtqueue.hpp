@@ -9,21 +9,28 @@
 #include <cstdint>
 #include <string>
 #include <vector>
+#include <nlohmann/json_fwd.hpp>
 
 #include "frontend/vhost_user.hpp"
 #include "grant-sim/platform/unique_fd.hpp"
+#include "shared-ring/counter_list.hpp"
 #include "shared-ring/result.hpp"
 
 namespace pvnet::vhost {
 
+// One queue's counters (shared-ring/counter_list.hpp: the list makes the fields and to_json).
+#define PVNET_VIRTQ_COUNTERS(X)                                                                           \
+  X(chains)            /* chains taken off the avail ring */                                              \
+  X(bad_chains)        /* dropped: loop, too long, address outside RAM, bad indirect, wrong direction */  \
+  X(used)              /* used-ring entries written */                                                    \
+  X(calls)             /* call eventfd writes */                                                          \
+  X(calls_suppressed)  /* calls not made: nothing new, or the driver asked for none (EVENT_IDX, NO_INTERRUPT) */ \
+  X(kicks)             /* kick eventfd reads that found something */
+
 struct VirtqCounters {
-  uint64_t chains = 0;          // chains taken off the avail ring
-  uint64_t bad_chains = 0;      // dropped: loop, too long, address outside RAM, bad indirect, wrong direction
-  uint64_t used = 0;            // used-ring entries written
-  uint64_t calls = 0;           // call eventfd writes
-  uint64_t calls_suppressed = 0;
-  uint64_t kicks = 0;           // kick eventfd reads that found something
+  PVNET_VIRTQ_COUNTERS(PVNET_COUNTER_FIELD)
 };
+void to_json(nlohmann::json& j, const VirtqCounters& c);
 
 struct VirtqConfig {
   uint32_t num = 0;             // queue size: a power of two, 1..32768

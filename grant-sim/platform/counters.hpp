@@ -1,22 +1,29 @@
-// What dom0 pays for, as data. One struct, printed by one function, exported as JSON by one function.
+// What dom0 pays for, as data. One struct, printed by one function, exported as JSON by one function, both made
+// from its one field list.
 #pragma once
 #include <cstdint>
 #include <iosfwd>
 #include <nlohmann/json_fwd.hpp>
 
+#include "shared-ring/counter_list.hpp"
+
 namespace pvnet {
 
+// The fields, one list (shared-ring/counter_list.hpp): it makes the struct's fields, +=, -, to_json and <<.
+#define PVNET_GRANT_COUNTERS(X)                                                                      \
+  X(hypercalls)        /* one per batch: GNTTABOP_map/unmap/copy, as netback batches them */         \
+  X(map_ops)           /* map requests issued (including failed ones) */                              \
+  X(pages_mapped)      /* successful foreign maps (eager and lazy) */                                 \
+  X(pages_unmapped)                                                                                   \
+  X(tlb_shootdowns)    /* one per unmap batch that removed at least one mapping */                    \
+  X(faults)            /* lazy-window faults handled (each one a map) */                              \
+  X(fault_errors)      /* faults on a grant that failed validation (scratch page mapped instead) */   \
+  X(copy_ops)          /* grant-copy segments */                                                      \
+  X(grant_copy_bytes)                                                                                 \
+  X(failed_ops)        /* any op that returned a GNTST_* other than okay */
+
 struct GrantCounters {
-  uint64_t hypercalls = 0;        // one per batch: GNTTABOP_map/unmap/copy, as netback batches them
-  uint64_t map_ops = 0;           // map requests issued (including failed ones)
-  uint64_t pages_mapped = 0;      // successful foreign maps (eager and lazy)
-  uint64_t pages_unmapped = 0;
-  uint64_t tlb_shootdowns = 0;    // one per unmap batch that removed at least one mapping
-  uint64_t faults = 0;            // lazy-window faults handled (each one a map)
-  uint64_t fault_errors = 0;      // faults on a grant that failed validation (scratch page mapped instead)
-  uint64_t copy_ops = 0;          // grant-copy segments
-  uint64_t grant_copy_bytes = 0;
-  uint64_t failed_ops = 0;        // any op that returned a GNTST_* other than okay
+  PVNET_GRANT_COUNTERS(PVNET_COUNTER_FIELD)
 
   GrantCounters& operator+=(const GrantCounters& o);
   friend GrantCounters operator-(GrantCounters a, const GrantCounters& b);

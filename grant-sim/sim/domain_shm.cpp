@@ -21,16 +21,14 @@ uint64_t round_up_pages(uint64_t bytes) { return (bytes + kPageSize - 1) / kPage
 
 }  // namespace
 
-Result<UniqueFd> make_sealed_memfd(const std::string& name, uint64_t bytes) {
-  if (bytes > static_cast<uint64_t>(std::numeric_limits<off_t>::max()))
-    return make_error(EINVAL, "memfd " + name + ": size out of range");
-  UniqueFd fd{::memfd_create(name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING)};
-  if (!fd) return make_error(errno, "memfd_create(" + name + "): " + std::strerror(errno));
-  if (::ftruncate(fd.get(), static_cast<off_t>(bytes)) != 0)
-    return make_error(errno, "ftruncate(" + name + "): " + std::strerror(errno));
-  if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0)
-    return make_error(errno, "F_ADD_SEALS(" + name + "): " + std::strerror(errno));
-  return fd;
+Result<std::vector<MemRegion>> dup_ram_regions(std::span<const GuestRamRegion> ram) {
+  std::vector<MemRegion> out;
+  for (const GuestRamRegion& r : ram) {
+    UniqueFd dup{::fcntl(r.fd, F_DUPFD_CLOEXEC, 0)};
+    if (!dup) return make_error(errno, std::string("dup of a guest RAM fd: ") + std::strerror(errno));
+    out.push_back(MemRegion{std::move(dup), r.first, r.nr_pages, r.fd_offset});
+  }
+  return out;
 }
 
 Result<void> check_grant_entries(uint32_t n) {

@@ -6,8 +6,10 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
+#include "grant-sim/platform/guest_memory.hpp"
 #include "grant-sim/platform/unique_fd.hpp"
 #include "shared-ring/ids.hpp"
 #include "shared-ring/result.hpp"
@@ -43,8 +45,9 @@ struct DomainShm {
 // Creates a fresh domain: one memfd of mem_bytes (rounded up to pages) and a grant table of nr_grant_entries.
 Result<DomainShm> create_domain_shm(DomId dom, uint64_t mem_bytes, uint32_t nr_grant_entries);
 
-// A memfd of `bytes` that nobody can shrink, grow or unseal (F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_SEAL).
-Result<UniqueFd> make_sealed_memfd(const std::string& name, uint64_t bytes);
+// A domain's regions of the given RAM, each fd duplicated (the GuestRamRegions stay the caller's, so a failed
+// adopt can be tried again with them). Checked where the domain is opened (SimDomainView::open, the server).
+Result<std::vector<MemRegion>> dup_ram_regions(std::span<const GuestRamRegion> ram);
 
 // EINVAL with a reason unless nr_grant_entries is in (kNrReservedEntries, kMaxGrantEntries].
 Result<void> check_grant_entries(uint32_t nr_grant_entries);

@@ -269,6 +269,11 @@ Result<std::unique_ptr<Platform>> SimClient::connect(const std::string& socket_p
                                                                         : WireHelloMode::attach;
   hello.u16(self.value).u8(static_cast<uint8_t>(mode)).u64(options.mem_bytes).u32(options.nr_grant_entries);
   if (mode == WireHelloMode::adopt) {
+    if (!options.shm && !options.ram.empty()) {
+      auto regions = dup_ram_regions(options.ram);
+      if (!regions) return regions.error();
+      options.shm = DomainShm{self, std::move(regions).value(), {}, {}, options.nr_grant_entries};
+    }
     if (!options.shm) return make_error(EINVAL, "sim client: adopt without memory");
     wire_put_shm(hello, *options.shm, 0);  // RAM only: the hypervisor makes the tables
   }

@@ -10,8 +10,11 @@
 #pragma once
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <vector>
 #include "grant-sim/sim/domain_shm.hpp"
+#include "grant-sim/platform/guest_memory.hpp"
 #include "grant-sim/platform/platform.hpp"
 
 namespace pvnet {
@@ -22,6 +25,7 @@ struct SimClientOptions {
   uint64_t mem_bytes = 0;          // create
   uint32_t nr_grant_entries = 0;   // create
   std::optional<DomainShm> shm;    // adopt
+  std::vector<GuestRamRegion> ram;  // adopt_ram: borrowed fds, duplicated by each connect
 
   static SimClientOptions attach() { return {}; }
   static SimClientOptions create(uint64_t mem_bytes, uint32_t nr_grant_entries) {
@@ -35,6 +39,15 @@ struct SimClientOptions {
     SimClientOptions o;
     o.mode = Mode::adopt;
     o.shm = std::move(shm);
+    return o;
+  }
+  // Adopt RAM the caller keeps (a vhost-user guest's memfds): connect sends duplicates, so the same options can
+  // be tried again after a failed connect (the hypervisor still starting).
+  static SimClientOptions adopt_ram(std::span<const GuestRamRegion> ram, uint32_t nr_grant_entries) {
+    SimClientOptions o;
+    o.mode = Mode::adopt;
+    o.ram.assign(ram.begin(), ram.end());
+    o.nr_grant_entries = nr_grant_entries;
     return o;
   }
 };

@@ -116,6 +116,16 @@ Result<std::unique_ptr<Platform>> SimHypervisor::adopt_domain(DomainShm shm) {
   return platform_for(std::move(v).value());
 }
 
+Result<std::unique_ptr<Platform>> SimHypervisor::adopt_ram(DomId dom, std::span<const GuestRamRegion> ram,
+                                                           uint32_t nr_grant_entries) {
+  auto regions = dup_ram_regions(ram);
+  if (!regions) return regions.error();
+  auto shm = create_domain_shm(dom, 0, nr_grant_entries);
+  if (!shm) return shm.error();
+  shm->regions = std::move(regions).value();
+  return adopt_domain(std::move(shm).value());
+}
+
 Result<std::unique_ptr<Platform>> SimHypervisor::attach(DomId dom) {
   auto v = core_->view(dom);
   if (!v) return v.error();

@@ -30,6 +30,9 @@ class SimHypervisor final : public DomainDirectory {
   Result<std::unique_ptr<Platform>> create_domain(DomId dom, uint64_t mem_bytes, uint32_t nr_grant_entries);
   // The same for memory made elsewhere (a QEMU guest's RAM).
   Result<std::unique_ptr<Platform>> adopt_domain(DomainShm shm);
+  // A domain of RAM the caller keeps (duplicates of its fds), with fresh tables of nr_grant_entries.
+  Result<std::unique_ptr<Platform>> adopt_ram(DomId dom, std::span<const GuestRamRegion> ram,
+                                              uint32_t nr_grant_entries);
   // Another handle on an existing domain (dom0's backend, or a second process's view of a guest).
   Result<std::unique_ptr<Platform>> attach(DomId dom);
   // Removes the domain: its store subtree /local/domain/<id> goes (@releaseDomain fires), its event-channel

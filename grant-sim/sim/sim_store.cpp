@@ -209,6 +209,7 @@ int StoreTree::watcher_fd(WatcherId w) const {
 void StoreTree::enqueue(Watcher& w, const Watch& watch, const std::string& path) {
   if (w.queue.size() >= kStoreMaxQueuedEvents) {
     ++w.dropped;
+    ++dropped_events_;
     return;
   }
   std::string p = path;
@@ -291,10 +292,9 @@ std::vector<WatchEvent> StoreTree::drain(WatcherId wid, size_t max_bytes) {
   return out;
 }
 
-uint64_t StoreTree::dropped_events(WatcherId wid) const {
+uint64_t StoreTree::dropped_events() const {
   std::lock_guard lk(mu_);
-  auto it = watchers_.find(wid);
-  return it == watchers_.end() ? 0 : it->second.dropped;
+  return dropped_events_;
 }
 
 void StoreTree::introduce_domain(DomId dom) {

@@ -52,7 +52,9 @@ class StoreTree {
   Result<void> unwatch(WatcherId w, DomId who, std::string_view path, std::string_view token);
   // Takes queued events while their paths and tokens add up to at most max_bytes (at least one event).
   std::vector<WatchEvent> drain(WatcherId w, size_t max_bytes = SIZE_MAX);
-  uint64_t dropped_events(WatcherId w) const;
+  // Watch events dropped because a watcher's queue was full (kStoreMaxQueuedEvents), over every watcher ever:
+  // `pvnet hypervisor` reports it when it stops.
+  uint64_t dropped_events() const;
 
   // The hypervisor's own operations: /local/domain/<id> owned by `dom`, and its removal, and the special
   // watches. No permission checks.
@@ -91,6 +93,7 @@ class StoreTree {
   std::map<std::string, Node> nodes_;
   std::map<WatcherId, Watcher> watchers_;
   WatcherId next_watcher_ = 1;
+  uint64_t dropped_events_ = 0;
 };
 
 // Domain `self`'s connection to `tree`, in the tree's process. Its watches go when it is destroyed.

@@ -266,6 +266,7 @@ TEST(Hostile, StopsConsumingRxQueueIsBoundedThenDrained) {
   EXPECT_GT(refused, 100u);
   EXPECT_LE(h.be->rx_queue_bytes(vdeaf), vo.rx_queue_max_bytes + 1514);
   EXPECT_EQ(h.be->counters(vdeaf).dropped[DropReason::rx_queue_full], refused);
+  EXPECT_EQ(h.be->counters(vdeaf).rx_queue_full, refused);  // was declared and exported, never counted
 
   // A forwarding guest is held back (nothing dropped yet) while the pair keeps going.
   for (int i = 0; i < 10; ++i) sender.send(make_frame(1000, 17, static_cast<uint8_t>(i)));

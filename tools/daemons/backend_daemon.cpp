@@ -254,14 +254,10 @@ Result<void> BackendDaemon::stop_and_report() {
   if (pcap_) j["sink_frames"] = pcap_->frames_written();
   if (null_) j["sink_frames"] = null_->packets();
   if (tap_) {
-    j["tap"] = {{"netns", opt_.tap_netns}, {"ifname", tap_->ifname()}, {"domid", opt_.tap_for},
-                {"frames_to_host", tap_->frames_to_host()}, {"frames_to_guest", tap_->frames_to_guest()},
-                {"frames_dropped_no_guest", tap_->frames_dropped_no_guest()},
-                {"frames_dropped_offload", tap_->frames_dropped_offload()},
-                {"gso_frames_to_guest", tap_->gso_frames_to_guest()},
-                {"offloads", {{"csum", tap_->offloads().csum}, {"tso4", tap_->offloads().tso4},
-                              {"tso6", tap_->offloads().tso6}}},
-                {"bytes_to_host", tap_->bytes_to_host()}, {"bytes_to_guest", tap_->bytes_to_guest()}};
+    j["tap"] = tap_->counters();
+    j["tap"].update({{"netns", opt_.tap_netns}, {"ifname", tap_->ifname()}, {"domid", opt_.tap_for},
+                     {"offloads", {{"csum", tap_->offloads().csum}, {"tso4", tap_->offloads().tso4},
+                                   {"tso6", tap_->offloads().tso6}}}});
   }
   j["backend_at_stop"] = at_stop;
   if (!opt_.json.empty()) {

@@ -399,15 +399,10 @@ void FrontendDaemon::write_json() {
   }
   if (tap_) {
     const TapFrontendCounters& t = tap_->counters();
-    j["tap"] = {{"ifname", opt_.tap.ifname},       {"from_tap_frames", t.from_tap_frames},
-                {"from_tap_bytes", t.from_tap_bytes}, {"tx_queued", t.tx_queued},
-                {"tx_completed", t.tx_completed},     {"tx_completed_ok", t.tx_completed_ok},
-                {"to_tap_frames", t.to_tap_frames},   {"to_tap_bytes", t.to_tap_bytes},
-                {"pending_max", t.pending_max},       {"dropped", t.dropped},
-                {"from_tap_gso_frames", t.from_tap_gso_frames}, {"from_tap_csum_blank", t.from_tap_csum_blank},
-                {"offload_changes", t.offload_changes}, {"offload_errors", t.offload_errors},
-                {"offloads", {{"csum", tap_->offloads().csum}, {"tso4", tap_->offloads().tso4},
-                              {"tso6", tap_->offloads().tso6}}}};
+    j["tap"] = t;
+    j["tap"].update({{"ifname", opt_.tap.ifname},
+                     {"offloads", {{"csum", tap_->offloads().csum}, {"tso4", tap_->offloads().tso4},
+                                   {"tso6", tap_->offloads().tso6}}}});
   }
   if (!backend_gone_.empty()) j["backend_gone"] = backend_gone_;
   if (auto w = write_json_file(opt_.json, j); !w) std::cerr << "pvnet frontend: " << w.error().reason << "\n";

@@ -52,7 +52,9 @@ int run_hypervisor_daemon(const HypervisorDaemonOptions& o) {
     if (!ev.take_signals().empty()) break;
     if (ev.ready(server_at)) srv.handle();
   }
-  std::cerr << "pvnet hypervisor: stopping (" << srv.nr_clients() << " clients connected)\n";
+  std::cerr << "pvnet hypervisor: stopping (" << srv.nr_clients() << " clients connected, "
+            << srv.refused_requests() << " requests refused, " << (*hv)->store_tree()->dropped_events()
+            << " watch events dropped)\n";
   return 0;
 }
 

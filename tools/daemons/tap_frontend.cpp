@@ -1,5 +1,7 @@
 #include "tools/daemons/tap_frontend.hpp"
 
+#include "tools/replay/guest_drop.hpp"
+
 #include <arpa/inet.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -11,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 #include "backend/tap_sink.hpp"
 #include "shared-ring/packet_headers.hpp"
@@ -18,7 +21,7 @@
 namespace pvnet::tools {
 namespace {
 
-constexpr size_t kVnetHdr = sizeof(TapVnetHdr);
+constexpr size_t kVnetHdr = kVirtioNetHdrLegacyLen;  // open_vnet_tap: no num_buffers
 constexpr uint32_t kEthHdr = 14;
 constexpr uint32_t kMaxNetifPacket = 0xFFFF;  // netif_tx_request.size is 16 bits
 constexpr size_t kMaxTapRead = 65536;           // a TCP super-frame (TUN_F_TSO*) is at most 64 KiB
@@ -67,6 +70,12 @@ Result<void> configure(const std::string& ifname, const std::string& cidr, uint3
 
 }  // namespace
 
+void to_json(nlohmann::json& j, const TapFrontendCounters& c) {
+  j = nlohmann::json::object();
+  PVNET_TAP_FRONTEND_COUNTERS(PVNET_COUNTER_JSON)
+  j["dropped"] = c.dropped;
+}
+
 Result<std::unique_ptr<TapFrontend>> TapFrontend::open(Netfront& front, GuestPagePool& pool,
                                                         const TapFrontendOptions& options) {
   if (options.mtu < 68 || options.mtu + kEthHdr > kMaxNetifPacket || options.max_pending == 0)
@@ -84,7 +93,8 @@ TapFrontend::TapFrontend(Netfront& front, GuestPagePool& pool, UniqueFd fd, TapF
         if (done.status == netif::rsp::okay)
           c_.tx_completed_ok++;
         else
-          c_.dropped[done.status == netif::rsp::dropped ? "backend_dropped" : "backend_error"]++;
+          count_drop(c_.dropped,
+                     done.status == netif::rsp::dropped ? GuestDrop::backend_dropped : GuestDrop::backend_error);
       }) {
   buf_.resize(kVnetHdr + std::max<size_t>(kMaxTapRead, opt_.mtu + kEthHdr + 4 /* a VLAN tag */));
   front_.on_rx([this](ReceivedFrame&& f) { on_rx(std::move(f)); });
@@ -96,16 +106,17 @@ TapFrontend::~TapFrontend() {
 
 void TapFrontend::on_rx(ReceivedFrame&& f) {
   const HeaderInfo h = parse_headers(f.data);
-  const auto vh = vnet_hdr_for(h, f.csum_blank, f.gso_type, f.gso_size);
+  // No DATA_VALID: the kernel verifies what netif did not leave partial, as before.
+  const auto vh = virtio_net_hdr_for(h, NetifOffload{f.csum_blank, false, f.gso_type, f.gso_size});
   if (!vh) {
-    c_.dropped["rx_gso_not_tcp"]++;
+    count_drop(c_.dropped, GuestDrop::rx_gso_not_tcp);
     return;
   }
-  iovec iov[2] = {{const_cast<TapVnetHdr*>(&*vh), kVnetHdr}, {f.data.data(), f.data.size()}};
+  iovec iov[2] = {{const_cast<VirtioNetHdr*>(&*vh), kVnetHdr}, {f.data.data(), f.data.size()}};
   ssize_t n = ::writev(fd_.get(), iov, 2);
   if (n < 0) {
     // The kernel refused the frame (its backlog full, or a header it does not accept): the stack retransmits.
-    c_.dropped[errno == EAGAIN ? "tap_write_busy" : "tap_write_error"]++;
+    count_drop(c_.dropped, errno == EAGAIN ? GuestDrop::tap_write_busy : GuestDrop::tap_write_error);
     return;
   }
   c_.to_tap_frames++;
@@ -138,7 +149,7 @@ bool TapFrontend::transmit_front() {
   tx.gso_type = p.offload.gso_type;
   tx.gso_size = p.offload.gso_size;
   tx.csum_blank = p.offload.csum_blank;
-  tx.data_validated = p.offload.csum_blank;  // as Linux netfront flags a CHECKSUM_PARTIAL skb
+  tx.data_validated = p.offload.data_validated;  // csum_blank implies it, as Linux netfront flags CHECKSUM_PARTIAL
   switch (source_.transmit(placed, tx)) {
     case TxStatus::kQueued:
       c_.tx_queued++;
@@ -146,10 +157,10 @@ bool TapFrontend::transmit_front() {
     case TxStatus::kBusy:
       return false;  // `placed` gives its pages back; the frame stays first in line
     case TxStatus::kNotConnected:
-      c_.dropped["not_connected"]++;
+      count_drop(c_.dropped, GuestDrop::not_connected);
       break;
     case TxStatus::kInvalid:
-      c_.dropped["frontend_refused"]++;
+      count_drop(c_.dropped, GuestDrop::frontend_refused);
       break;
   }
   pending_.pop_front();
@@ -164,25 +175,25 @@ size_t TapFrontend::pump() {
     if (!pending_.empty() || !wants_read()) break;
     ssize_t n = ::read(fd_.get(), buf_.data(), buf_.size());
     if (n <= static_cast<ssize_t>(kVnetHdr + kEthHdr)) {
-      if (n > 0) c_.dropped["tap_runt"]++;
-      if (n < 0 && errno != EAGAIN && errno != EINTR) c_.dropped["tap_read_error"]++;
+      if (n > 0) count_drop(c_.dropped, GuestDrop::tap_runt);
+      if (n < 0 && errno != EAGAIN && errno != EINTR) count_drop(c_.dropped, GuestDrop::tap_read_error);
       if (n <= 0) break;
       continue;
     }
     work++;
     c_.from_tap_frames++;
     c_.from_tap_bytes += static_cast<uint64_t>(n) - kVnetHdr;
-    TapVnetHdr vh;
-    std::memcpy(&vh, buf_.data(), kVnetHdr);
+    VirtioNetHdr vh{};
+    std::memcpy(reinterpret_cast<std::byte*>(&vh), buf_.data(), kVnetHdr);  // the first 10 bytes
     const std::span<std::byte> frame(buf_.data() + kVnetHdr, static_cast<size_t>(n) - kVnetHdr);
-    auto off = netif_offload_for(vh, frame);  // may finish a checksum netif cannot describe, in place
+    const OffloadPlan off = netif_offload_from(vh, frame);  // may finish a checksum netif cannot say, in place
     if (!off) {
-      c_.dropped[off.error().reason]++;
+      c_.dropped[tap_drop_reason(*off.refused)]++;
       continue;
     }
-    if (off->gso_type != netif::gso_type::none) c_.from_tap_gso_frames++;
-    if (off->csum_blank) c_.from_tap_csum_blank++;
-    pending_.push_back(Pending{std::vector<std::byte>(frame.begin(), frame.end()), *off});
+    if (off.offload.gso_type != netif::gso_type::none) c_.from_tap_gso_frames++;
+    if (off.offload.csum_blank) c_.from_tap_csum_blank++;
+    pending_.push_back(Pending{std::vector<std::byte>(frame.begin(), frame.end()), off.offload});
     if (pending_.size() > c_.pending_max) c_.pending_max = pending_.size();
   }
   front_.flush();

@@ -7,7 +7,7 @@
 // kernel may hand us partial checksums and, if the backend offers feature-sg and feature-gso-tcpv4/-tcpv6, TCP
 // super-frames of up to 64 KiB (TUNSETOFFLOAD, the features Linux netfront gives its device): they go out as
 // NETTXF_csum_blank and a GSO extra, so the stack's TSO costs one netif packet, not one per MSS. A received
-// frame's partial checksum or GSO goes to the kernel as a virtio_net_hdr (vnet_hdr_for), as Linux netfront hands
+// frame's partial checksum or GSO goes to the kernel as a virtio_net_hdr (virtio_net_hdr_for), as Linux netfront hands
 // such an skb to its stack.
 //
 // Bounded: at most max_pending frames wait for ring room or pages; while that queue is full the TAP is not read
@@ -19,11 +19,13 @@
 #include <memory>
 #include <string>
 #include <vector>
+#include <nlohmann/json_fwd.hpp>
 
 #include "backend/tap_sink.hpp"
 #include "frontend/netfront.hpp"
 #include "frontend/page_pool.hpp"
 #include "grant-sim/platform/unique_fd.hpp"
+#include "shared-ring/counter_list.hpp"
 #include "shared-ring/result.hpp"
 #include "tools/replay/source.hpp"
 
@@ -36,21 +38,26 @@ struct TapFrontendOptions {
   uint32_t max_pending = 256;  // frames read from the TAP and not yet on the ring
 };
 
+// The fields, one list (shared-ring/counter_list.hpp); `dropped` is by reason, as the backend's.
+#define PVNET_TAP_FRONTEND_COUNTERS(X)                                                                \
+  X(from_tap_frames)      /* read from the TAP */                                                     \
+  X(from_tap_bytes)                                                                                   \
+  X(from_tap_gso_frames)  /* of those, TCP super-frames (sent with a GSO extra) */                    \
+  X(from_tap_csum_blank)  /* of those, with a partial checksum (NETTXF_csum_blank) */                 \
+  X(offload_changes)      /* TUNSETOFFLOAD calls (connect, reconnect, backend gone) */                \
+  X(offload_errors)       /* of those, refused: the kernel keeps its setting, and so do we */         \
+  X(tx_queued)            /* handed to netfront */                                                    \
+  X(tx_completed)                                                                                     \
+  X(tx_completed_ok)                                                                                  \
+  X(to_tap_frames)        /* received from netfront and written to the TAP */                         \
+  X(to_tap_bytes)                                                                                     \
+  X(pending_max)          /* high-water mark of the pending queue */
+
 struct TapFrontendCounters {
-  uint64_t from_tap_frames = 0;  // read from the TAP
-  uint64_t from_tap_bytes = 0;
-  uint64_t from_tap_gso_frames = 0;   // of those, TCP super-frames (sent with a GSO extra)
-  uint64_t from_tap_csum_blank = 0;   // of those, with a partial checksum (NETTXF_csum_blank)
-  uint64_t offload_changes = 0;       // TUNSETOFFLOAD calls (connect, reconnect, backend gone)
-  uint64_t offload_errors = 0;        // of those, refused: the kernel keeps its setting, and so do we
-  uint64_t tx_queued = 0;  // handed to netfront
-  uint64_t tx_completed = 0;
-  uint64_t tx_completed_ok = 0;
-  uint64_t to_tap_frames = 0;  // received from netfront and written to the TAP
-  uint64_t to_tap_bytes = 0;
-  uint64_t pending_max = 0;                   // high-water mark of the pending queue
-  std::map<std::string, uint64_t> dropped;    // by reason
+  PVNET_TAP_FRONTEND_COUNTERS(PVNET_COUNTER_FIELD)
+  std::map<std::string, uint64_t> dropped;  // by reason
 };
+void to_json(nlohmann::json& j, const TapFrontendCounters& c);
 
 class TapFrontend {
  public:

@@ -31,6 +31,7 @@ namespace pvnet::tools {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+constexpr uint32_t kGrantEntries = 8192;  // the adopted domain's grant table
 
 uint64_t wall_ns() {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -82,18 +83,12 @@ int run_vhost_frontend(const VhostFrontendOptions& opt) {
   cfg.netfront.header_slots = opt.header_slots;
   cfg.netfront.slot_size = opt.slot_size;
   const std::string hv = opt.hv_socket;
-  cfg.make_platform = [hv, dom = opt.domid](DomainShm shm) -> Result<std::unique_ptr<Platform>> {
-    // The backend may still be starting: retry a refused/missing socket for a few seconds. The DomainShm is
-    // consumed by a failed attempt only after the socket connected, so keep the fds by duplicating per try.
+  cfg.make_platform = [hv, dom = opt.domid](std::span<const GuestRamRegion> ram) -> Result<std::unique_ptr<Platform>> {
+    // The backend may still be starting: retry a refused/missing socket for a few seconds (each try sends its
+    // own duplicates of the RAM fds).
     const auto deadline = Clock::now() + std::chrono::seconds(5);
     for (;;) {
-      DomainShm copy;
-      copy.dom = shm.dom;
-      copy.nr_grant_entries = shm.nr_grant_entries;
-      auto dupfd = [](const UniqueFd& f) { return UniqueFd{::fcntl(f.get(), F_DUPFD_CLOEXEC, 0)}; };
-      // RAM only: the hypervisor makes the grant and active tables of an adopted domain.
-      for (const auto& r : shm.regions) copy.regions.push_back(MemRegion{dupfd(r.fd), r.first, r.nr_pages, r.fd_offset});
-      auto p = SimClient::connect(hv, DomId{dom}, SimClientOptions::adopt(std::move(copy)));
+      auto p = SimClient::connect(hv, DomId{dom}, SimClientOptions::adopt_ram(ram, kGrantEntries));
       if (p) return p;
       const int code = p.error().code;
       if ((code != ENOENT && code != ECONNREFUSED) || Clock::now() > deadline) return p.error();
@@ -176,19 +171,12 @@ int run_vhost_frontend(const VhostFrontendOptions& opt) {
   if (cap) (void)cap->close();
   if (listener) ::unlink(opt.vhost_socket.c_str());
   if (!opt.json.empty()) {
-    const VhostNetCounters& c = bridge.counters();
     nlohmann::json j;
     j["domid"] = opt.domid;
     j["acked_features"] = bridge.acked_features();
-    j["vhost"] = {{"messages", c.vhost_messages},         {"unsupported", c.vhost_unsupported},
-                  {"tx_frames", c.tx_frames},             {"tx_bytes", c.tx_bytes},
-                  {"tx_completed", c.tx_completed},       {"tx_dropped", c.tx_dropped},
-                  {"tx_bad_chains", c.tx_bad_chains},     {"tx_busy", c.tx_busy},
-                  {"tx_payload_copy_bytes", c.tx_payload_copy_bytes},
-                  {"rx_frames", c.rx_frames},             {"rx_bytes", c.rx_bytes},
-                  {"rx_bounce_bytes", c.rx_bounce_bytes}, {"rx_dropped_no_buffers", c.rx_dropped_no_buffers},
-                  {"rx_dropped_too_big", c.rx_dropped_too_big}, {"rx_bad_chains", c.rx_bad_chains},
-                  {"guest_disconnects", c.guest_disconnects}};
+    j["vhost"] = bridge.counters();
+    j["rx_queue"] = bridge.rx_queue_counters();
+    j["tx_queue"] = bridge.tx_queue_counters();
     if (!bridge.error().empty()) j["guest_error"] = bridge.error();
     if (bridge.netfront()) j["frontend"] = bridge.netfront()->counters();
     if (auto w = write_json_file(opt.json, j); !w) std::cerr << "pvnet frontend: " << w.error().reason << "\n";

@@ -13,6 +13,8 @@ const char* to_string(GuestDrop r) {
     case GuestDrop::tap_read_error: return "tap_read_error";
     case GuestDrop::tap_write_busy: return "tap_write_busy";
     case GuestDrop::tap_write_error: return "tap_write_error";
+    case GuestDrop::backend_dropped: return "backend_dropped";
+    case GuestDrop::backend_error: return "backend_error";
   }
   return "unknown";
 }

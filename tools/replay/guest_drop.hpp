@@ -18,6 +18,8 @@ enum class GuestDrop : uint8_t {
   tap_read_error,           // read(2) on the TAP failed
   tap_write_busy,           // write(2) to the TAP said EAGAIN
   tap_write_error,          // write(2) to the TAP failed otherwise
+  backend_dropped,          // the backend answered NETIF_RSP_DROPPED
+  backend_error,            // the backend answered NETIF_RSP_ERROR
 };
 const char* to_string(GuestDrop r);
 
