@@ -304,8 +304,15 @@ bool Netfront::backend_lost(XenbusState be) {
 
 // xennet_disconnect_backend, then back to Initialising (what a frontend does when the toolstack re-plugs it): the
 // grants of the old rings, slot pages and buffers end as soon as nobody maps them (the hypervisor released a dead
-// backend's pins; a live one's are kept and retried, never reused while in use), frames in flight are lost.
+// backend's pins; a live one's are kept and retried, never reused while in use), frames it never answered are lost.
 void Netfront::lose_backend() {
+  // What the backend answered before it went is answered: it pushes a frame's RX responses only after copying it
+  // in, and a forwarding backend answers the sender's TX request OK only after the destination's RX push. So a
+  // frame still unread on our RX ring was counted delivered at its source; released with the ring below, it would
+  // be lost with no count anywhere. A pushed response is whole (the producer index moves after the entries), and
+  // the ring pages are ours: read them before they go. TX responses likewise complete as what they say.
+  if (rx_) process_rx();
+  if (tx_) process_tx();
   counters_.tx_lost_backend_gone += tx_frames_in_flight();
   ++counters_.reconnects;
   reconnecting_ = true;

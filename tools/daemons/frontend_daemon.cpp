@@ -100,6 +100,7 @@ class FrontendDaemon {
   // While netfront reconnects to a restarted backend: true until --reconnect-timeout expires (then the reason).
   bool await_reconnect();
   void close_netfront();
+  Result<void> close_rx();
   void write_json();
 
   FrontendOptions opt_;
@@ -329,9 +330,16 @@ Result<void> FrontendDaemon::receive() {
   // Frames the backend already copied into our buffers are ours: take them all before closing.
   for (int idle = 0; idle < 3;) idle = step(1) == 0 ? idle + 1 : 0;
   before_close_ = front_->counters();
+  return {};  // --rx stays open: close_netfront() may still deliver frames; close_rx() writes them out
+}
+
+// After close_netfront(): every frame counted in packets_out was handed to the capture, whose write error (if any)
+// is the daemon's.
+Result<void> FrontendDaemon::close_rx() {
+  if (!rx_out_) return {};
+  auto closed = rx_out_->close();
   if (!rx_error_.empty()) return make_error(EIO, "writing " + opt_.rx + ": " + rx_error_);
-  if (rx_out_) return rx_out_->close();
-  return {};
+  return closed;
 }
 
 // Event-driven: sleeps on netfront's event channel, the store, the TAP (while its queue has room) and signals.
@@ -454,6 +462,7 @@ int FrontendDaemon::run() {
       r = wait_line(std::string(kCloseLine), true);
   }
   close_netfront();
+  if (auto c = close_rx(); r && !c) r = c.error();
   write_json();
   tap_.reset();
   if (front_) front_->on_tx_complete([](const TxDone&) {});
