@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -55,10 +56,20 @@ inline std::string trace_test_name(const fs::path& trace) {
   return n;
 }
 
-// A directory of this test process's own under the temp dir, created on first use.
+// A directory of this test process's own under the temp dir, created on first use and removed, with what the
+// test left in it, when the process exits (a restart test's capture is ~170 MB; ctest runs a process per test).
 inline fs::path scratch(const std::string& area, const std::string& name) {
+  struct ScratchDirs {
+    std::set<fs::path> made;
+    ~ScratchDirs() {
+      std::error_code ec;
+      for (const auto& d : made) fs::remove_all(d, ec);
+    }
+  };
+  static ScratchDirs dirs;
   fs::path dir = fs::temp_directory_path() / ("pvnet-" + area + "-" + std::to_string(::getpid()));
   fs::create_directories(dir);
+  dirs.made.insert(dir);
   return dir / name;
 }
 
