@@ -20,6 +20,7 @@
 
 #include "tools/lab/guest_env.hpp"
 #include "tools/process/child_process.hpp"
+#include "tools/process/file_tail.hpp"
 
 namespace fs = std::filesystem;
 
@@ -32,19 +33,9 @@ using Clock = std::chrono::steady_clock;
 // Prints the serial console's "PVNET ..." lines as they appear.
 class SerialTail {
  public:
-  SerialTail(std::string path, std::string prefix) : path_(std::move(path)), prefix_(std::move(prefix)) {}
+  SerialTail(std::string path, std::string prefix) : file_(std::move(path)), prefix_(std::move(prefix)) {}
   void pump() {
-    std::ifstream f(path_, std::ios::binary);
-    if (!f) return;
-    f.seekg(static_cast<std::streamoff>(pos_));
-    std::string chunk((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    pos_ += chunk.size();
-    partial_ += chunk;
-    size_t nl;
-    while ((nl = partial_.find('\n')) != std::string::npos) {
-      std::string line = partial_.substr(0, nl);
-      partial_.erase(0, nl + 1);
-      while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.pop_back();
+    for (std::string& line : file_.new_lines()) {
       const auto at = line.find("PVNET ");
       if (at == std::string::npos) continue;
       line = line.substr(at);
@@ -57,8 +48,8 @@ class SerialTail {
   bool ok() const { return ok_; }
 
  private:
-  std::string path_, prefix_, partial_;
-  size_t pos_ = 0;
+  FileTail file_;
+  std::string prefix_;
   bool done_ = false, ok_ = false;
 };
 

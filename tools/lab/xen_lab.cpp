@@ -15,6 +15,7 @@
 
 #include "tools/lab/guest_env.hpp"
 #include "tools/process/child_process.hpp"
+#include "tools/process/file_tail.hpp"
 
 namespace fs = std::filesystem;
 
@@ -38,20 +39,10 @@ std::string lab_cache_dir() {
 // The console's "XENLAB" lines, as they appear in the serial file.
 class ConsoleTail {
  public:
-  explicit ConsoleTail(std::string path) : path_(std::move(path)) {}
+  explicit ConsoleTail(std::string path) : file_(std::move(path)) {}
   // Reads what is new; prints the XENLAB lines (all lines if `all`). Returns true once the result line came.
   bool pump(bool all) {
-    std::ifstream f(path_, std::ios::binary);
-    if (!f) return false;
-    f.seekg(static_cast<std::streamoff>(pos_));
-    std::string chunk((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    pos_ += chunk.size();
-    partial_ += chunk;
-    size_t nl;
-    while ((nl = partial_.find('\n')) != std::string::npos) {
-      std::string line = partial_.substr(0, nl);
-      partial_.erase(0, nl + 1);
-      while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.pop_back();
+    for (const std::string& line : file_.new_lines()) {
       const bool lab = line.find("XENLAB ") != std::string::npos;
       if (all || lab) std::cout << line << std::endl;
       // Only dom0's own line counts: a domU's output arrives prefixed with its name.
@@ -62,8 +53,8 @@ class ConsoleTail {
   const std::string& result() const { return result_; }
 
  private:
-  std::string path_, partial_, result_;
-  size_t pos_ = 0;
+  FileTail file_;
+  std::string result_;
 };
 
 // create_directories, its failure a message naming the directory.
